@@ -1,0 +1,8 @@
+// floatllm: header-only LLM inference that fits the memory you have.
+// Include this one header to get the whole library.
+#pragma once
+
+#include "floatllm/core/error.hpp"
+#include "floatllm/core/mapped_file.hpp"
+#include "floatllm/io/gguf.hpp"
+#include "floatllm/quant/ggml_type.hpp"
