@@ -229,8 +229,6 @@ void print_json(const GgufFile& gguf, bool full_arrays) {
   std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
 }
 
-}  // namespace
-
 Command add_inspect(CLI::App& app) {
   struct Options {
     std::string model = FLOATLLM_DEFAULT_MODEL;
@@ -254,4 +252,7 @@ Command add_inspect(CLI::App& app) {
   };
 }
 
+const CommandRegistration registration("inspect", add_inspect);
+
+}  // namespace
 }  // namespace floatllm::cli

@@ -1,8 +1,9 @@
 #include <floatllm/floatllm.hpp>
 
-#include <cstdio>
+#include <algorithm>
 #include <exception>
 #include <iostream>
+#include <utility>
 #include <vector>
 
 #include "commands.hpp"
@@ -10,13 +11,15 @@
 int main(int argc, char** argv) {
   CLI::App app{"floatllm: run large language models within the memory you have", "floatllm"};
   app.require_subcommand(1);
+
+  auto registry = floatllm::cli::command_registry();
+  std::sort(registry.begin(), registry.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
   std::vector<std::pair<CLI::App*, floatllm::cli::Command>> commands;
-  const auto register_command = [&](floatllm::cli::Command (*add)(CLI::App&)) {
-    const std::size_t before = app.get_subcommands({}).size();
-    auto run = add(app);
-    commands.emplace_back(app.get_subcommands({})[before], std::move(run));
-  };
-  register_command(floatllm::cli::add_inspect);
+  for (const auto& entry : registry) {
+    auto run = entry.add(app);
+    commands.emplace_back(app.get_subcommand(std::string(entry.name)), std::move(run));
+  }
 
   try {
     app.parse(argc, argv);

@@ -5,4 +5,5 @@
 #include "floatllm/core/error.hpp"
 #include "floatllm/core/mapped_file.hpp"
 #include "floatllm/io/gguf.hpp"
+#include "floatllm/quant/blocks.hpp"
 #include "floatllm/quant/ggml_type.hpp"
