@@ -7,3 +7,4 @@
 #include "floatllm/io/gguf.hpp"
 #include "floatllm/quant/blocks.hpp"
 #include "floatllm/quant/ggml_type.hpp"
+#include "floatllm/quant/half.hpp"
