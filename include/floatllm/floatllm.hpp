@@ -6,5 +6,6 @@
 #include "floatllm/core/mapped_file.hpp"
 #include "floatllm/io/gguf.hpp"
 #include "floatllm/quant/blocks.hpp"
+#include "floatllm/quant/dequantize.hpp"
 #include "floatllm/quant/ggml_type.hpp"
 #include "floatllm/quant/half.hpp"
