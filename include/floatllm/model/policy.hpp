@@ -1,0 +1,34 @@
+// The compile-time features an architecture policy chooses. Each architecture is one header in
+// model/policies/ that derives from PolicyDefaults, overrides what differs, and adds one line to
+// the registry (model/registry.hpp). Sizes and per-layer values stay run-time (ModelConfig).
+#pragma once
+
+#include <string_view>
+
+#include "floatllm/io/gguf.hpp"
+#include "floatllm/kernels/kernels.hpp"
+#include "floatllm/model/config.hpp"
+
+namespace floatllm {
+
+enum class FfnActivation { kSilu, kGeluTanh };
+
+struct PolicyDefaults {
+  // Q and K rotate as adjacent pairs (GGUF llama files) or as halves (NeoX, most others).
+  static constexpr kernels::RopeLayout kRopeLayout = kernels::RopeLayout::kInterleaved;
+  static constexpr FfnActivation kActivation = FfnActivation::kSilu;
+  static constexpr bool kQkvBias = false;         // biases on the Q, K and V projections
+  static constexpr bool kQkNorm = false;          // RMS norm of each Q and K head before RoPE
+  static constexpr bool kFullQkNorm = false;      // RMS norm over the whole Q and K width
+  static constexpr bool kPostNorms = false;       // norms after attention and after the FFN
+  static constexpr bool kScaleEmbedding = false;  // embeddings times sqrt(dim)
+  static constexpr bool kMoE = false;             // routed experts instead of one FFN
+  static constexpr bool kSharedExpert = false;    // plus an always-on expert with a sigmoid gate
+  // Routing: softmax over all experts then top-k (false), or top-k then softmax over those.
+  static constexpr bool kSoftmaxAfterTopK = false;
+
+  // Architecture-specific metadata, after the common keys were read.
+  static void configure(ModelConfig&, const GgufFile&) {}
+};
+
+}  // namespace floatllm

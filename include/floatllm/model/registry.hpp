@@ -1,0 +1,55 @@
+// The supported architectures: one line each, mapping `general.architecture` to the policy that
+// implements it.
+#pragma once
+
+#include <array>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "floatllm/model/policies/llama.hpp"
+#include "floatllm/model/transformer.hpp"
+
+namespace floatllm {
+
+using ModelFactory = std::unique_ptr<Model> (*)(GgufFile, ModelConfig);
+
+template <class Policy>
+std::unique_ptr<Model> make_transformer(GgufFile file, ModelConfig config) {
+  return std::make_unique<Transformer<Policy>>(std::move(file), std::move(config));
+}
+
+// `llama` files carry Mixtral too; experts in the metadata select the MoE policy.
+inline std::unique_ptr<Model> make_llama(GgufFile file, ModelConfig config) {
+  return config.is_moe() ? make_transformer<MixtralPolicy>(std::move(file), std::move(config))
+                         : make_transformer<LlamaPolicy>(std::move(file), std::move(config));
+}
+
+struct Architecture {
+  std::string_view name;
+  ModelFactory make;
+};
+
+inline constexpr std::array kArchitectures{
+    Architecture{"llama", make_llama},
+};
+
+inline std::string supported_architectures() {
+  std::string list;
+  for (const Architecture& a : kArchitectures)
+    list += concat(list.empty() ? "" : ", ", a.name);
+  return list;
+}
+
+inline std::unique_ptr<Model> Model::open(const std::filesystem::path& path) {
+  GgufFile file(path);
+  ModelConfig config = read_common_config(file);
+  for (const Architecture& a : kArchitectures) {
+    if (a.name == config.architecture) return a.make(std::move(file), std::move(config));
+  }
+  fail(path.string(), ": architecture '", config.architecture,
+       "' is not supported; supported: ", supported_architectures());
+}
+
+}  // namespace floatllm
