@@ -10,18 +10,32 @@
 #include <span>
 #include <string_view>
 
+#include "floatllm/backend/layer_backend.hpp"
 #include "floatllm/core/thread_pool.hpp"
 #include "floatllm/io/gguf.hpp"
 #include "floatllm/model/config.hpp"
+#include "floatllm/model/policy.hpp"
 #include "floatllm/model/trace.hpp"
 #include "floatllm/model/weights.hpp"
 #include "floatllm/runtime/kv_cache.hpp"
 
 namespace floatllm {
 
+class Workspace;
+
 // Which logits a forward pass writes: none (prefill of a chunk that is not the last), the last
 // token's (generation), or every token's (tests and perplexity).
 enum class LogitsFor { kNone, kLastToken, kAllTokens };
+
+// Everything a forward pass works with besides the model: per-session state and services.
+struct ForwardContext {
+  KvCache& cache;
+  Workspace& workspace;
+  WeightSource& weights;
+  ThreadPool& pool;
+  Trace* trace = nullptr;
+  LayerBackend* backend = nullptr;  // runs the blocks it owns instead of the CPU
+};
 
 // Scratch activations of one session, sized for batches of up to `max_batch` tokens. Kept apart
 // from the model so that several sessions can share one model.
@@ -66,12 +80,12 @@ class Model {
   const GgufFile& file() const { return file_; }
   const ModelTensors& tensors() const { return tensors_; }
   virtual std::string_view architecture_name() const = 0;
+  virtual ArchitectureFeatures features() const = 0;
 
   // Runs `tokens` at positions first_pos, first_pos + 1, ...: stores their keys and values in
-  // `cache` and writes the requested logits (vocab_size per token) to `logits`.
-  virtual void forward(std::span<const int32_t> tokens, int64_t first_pos, KvCache& cache,
-                       Workspace& workspace, WeightSource& weights, ThreadPool& pool,
-                       std::span<float> logits, LogitsFor which, Trace* trace) const = 0;
+  // the context's cache and writes the requested logits (vocab_size per token) to `logits`.
+  virtual void forward(std::span<const int32_t> tokens, int64_t first_pos, ForwardContext& context,
+                       std::span<float> logits, LogitsFor which) const = 0;
 
   // Opens a GGUF model and picks its architecture's implementation (model/registry.hpp).
   static std::unique_ptr<Model> open(const std::filesystem::path& path);

@@ -31,4 +31,20 @@ struct PolicyDefaults {
   static void configure(ModelConfig&, const GgufFile&) {}
 };
 
+// A policy's features as run-time values, for code that cannot be a template of the policy
+// (an accelerator backend in its own translation unit, the memory planner, `floatllm inspect`).
+struct ArchitectureFeatures {
+  kernels::RopeLayout rope_layout;
+  FfnActivation activation;
+  bool qkv_bias, qk_norm, full_qk_norm, post_norms, scale_embedding, moe, shared_expert,
+      softmax_after_top_k;
+};
+
+template <class Policy>
+constexpr ArchitectureFeatures features_of() {
+  return {Policy::kRopeLayout,   Policy::kActivation,      Policy::kQkvBias,        Policy::kQkNorm,
+          Policy::kFullQkNorm,   Policy::kPostNorms,       Policy::kScaleEmbedding, Policy::kMoE,
+          Policy::kSharedExpert, Policy::kSoftmaxAfterTopK};
+}
+
 }  // namespace floatllm

@@ -50,13 +50,16 @@ class Transformer final : public Model {
 
   std::string_view architecture_name() const override { return Policy::kName; }
 
-  void forward(std::span<const int32_t> tokens, int64_t first_pos, KvCache& cache, Workspace& ws,
-               WeightSource& weights, ThreadPool& pool, std::span<float> logits, LogitsFor which,
-               Trace* trace) const override {
+  ArchitectureFeatures features() const override { return features_of<Policy>(); }
+
+  void forward(std::span<const int32_t> tokens, int64_t first_pos, ForwardContext& ctx,
+               std::span<float> logits, LogitsFor which) const override {
     const ModelConfig& c = config_;
     const auto n = static_cast<int64_t>(tokens.size());
-    check_batch(tokens, first_pos, cache, ws, logits, which);
-    Taps taps{trace, n, first_pos};
+    check_batch(tokens, first_pos, ctx, logits, which);
+    Workspace& ws = ctx.workspace;
+    WeightSource& weights = ctx.weights;
+    const Taps taps{ctx.trace, n, first_pos};
 
     weights.begin_layer(kEmbeddingLayer);
     const MatrixView embedding = matrix(weights, *tensors_.token_embedding);
@@ -69,10 +72,14 @@ class Transformer final : public Model {
     taps(kEmbeddingLayer, "embedding", ws.x.get(), c.dim);
 
     for (int64_t layer = 0; layer < c.n_layers; ++layer) {
-      weights.begin_layer(layer);
-      attention_block(layer, n, first_pos, cache, ws, weights, pool, taps);
-      ffn_block(layer, n, ws, weights, pool, taps);
-      weights.end_layer(layer);
+      if (ctx.backend != nullptr && ctx.backend->runs_layer(layer)) {
+        ctx.backend->run_layer(layer, ws.x.get(), n, first_pos);
+      } else {
+        weights.begin_layer(layer);
+        attention_block(layer, n, first_pos, ctx, taps);
+        ffn_block(layer, n, ctx, taps);
+        weights.end_layer(layer);
+      }
       taps(layer, "layer_out", ws.x.get(), c.dim);
     }
 
@@ -86,10 +93,10 @@ class Transformer final : public Model {
                         ws.final_norm.get() + r * c.dim);
     }
     kernels::matmul(matrix(weights, *tensors_.output), ws.final_norm.get(), rows, logits.data(),
-                    pool);
+                    ctx.pool);
     weights.end_layer(c.n_layers);
     if (c.final_softcap > 0) kernels::softcap(logits.data(), rows * c.vocab_size, c.final_softcap);
-    Taps{trace, rows, first_pos + first_row}(c.n_layers, "logits", logits.data(), c.vocab_size);
+    Taps{ctx.trace, rows, first_pos + first_row}(c.n_layers, "logits", logits.data(), c.vocab_size);
   }
 
  private:
@@ -106,9 +113,11 @@ class Transformer final : public Model {
     }
   };
 
-  void check_batch(std::span<const int32_t> tokens, int64_t first_pos, const KvCache& cache,
-                   const Workspace& ws, std::span<float> logits, LogitsFor which) const {
+  void check_batch(std::span<const int32_t> tokens, int64_t first_pos, const ForwardContext& ctx,
+                   std::span<float> logits, LogitsFor which) const {
     const auto n = static_cast<int64_t>(tokens.size());
+    const KvCache& cache = ctx.cache;
+    const Workspace& ws = ctx.workspace;
     if (n == 0) fail("forward pass of an empty batch");
     if (n > ws.max_batch())
       fail("batch of ", n, " tokens exceeds the workspace's ", ws.max_batch());
@@ -176,7 +185,7 @@ class Transformer final : public Model {
       rope.yarn_ext_factor = 1.0f;
       rope.yarn_orig_ctx = c.rope_original_context;
     }
-    kernels::KvLayerView kv = cache.layer(layer);
+    kernels::KvLayerView kv = ctx.cache.layer(layer);
     for (int64_t t = 0; t < n; ++t) {
       const int64_t pos = first_pos + t;
       kernels::rope(q + t * c.q_width(), c.n_heads, pos, rope);

@@ -180,6 +180,8 @@ class Session {
   const KvCache& cache() const { return cache_; }
   ThreadPool& pool() { return pool_; }
   void set_trace(Trace* trace) { trace_ = trace; }
+  // Blocks the backend owns run there; it must have been made for this session's model.
+  void set_backend(LayerBackend* backend) { backend_ = backend; }
 
  private:
   static SessionOptions resolve(SessionOptions options, const ModelConfig& config) {
@@ -207,6 +209,7 @@ class Session {
   std::vector<float> logits_;
   std::vector<int32_t> history_;
   Trace* trace_ = nullptr;
+  LayerBackend* backend_ = nullptr;
 };
 
 }  // namespace floatllm
