@@ -137,9 +137,12 @@ class Transformer final : public Model {
     }
   }
 
-  void attention_block(int64_t layer, int64_t n, int64_t first_pos, KvCache& cache, Workspace& ws,
-                       WeightSource& weights, ThreadPool& pool, const Taps& taps) const {
+  void attention_block(int64_t layer, int64_t n, int64_t first_pos, ForwardContext& ctx,
+                       const Taps& taps) const {
     const ModelConfig& c = config_;
+    Workspace& ws = ctx.workspace;
+    WeightSource& weights = ctx.weights;
+    ThreadPool& pool = ctx.pool;
     const LayerTensors& lt = tensors_.layers[static_cast<std::size_t>(layer)];
     const LayerConfig& lc = c.layers[static_cast<std::size_t>(layer)];
     float* x = ws.x.get();
@@ -216,9 +219,11 @@ class Transformer final : public Model {
     kernels::add(x, projected, n * c.dim);
   }
 
-  void ffn_block(int64_t layer, int64_t n, Workspace& ws, WeightSource& weights, ThreadPool& pool,
-                 const Taps& taps) const {
+  void ffn_block(int64_t layer, int64_t n, ForwardContext& ctx, const Taps& taps) const {
     const ModelConfig& c = config_;
+    Workspace& ws = ctx.workspace;
+    WeightSource& weights = ctx.weights;
+    ThreadPool& pool = ctx.pool;
     const LayerTensors& lt = tensors_.layers[static_cast<std::size_t>(layer)];
     float* x = ws.x.get();
     float* xn = ws.xn.get();
