@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@ enum class RopeScaling { kNone, kLinear, kYarn };
 struct LayerConfig {
   bool sliding_window = false;  // attends only to the last `ModelConfig::sliding_window` positions
   float rope_base = 10000.0f;
+  float rope_freq_scale = 1.0f;  // positions times this: 1 / the linear or YaRN scaling factor
 };
 
 struct ModelConfig {
@@ -50,7 +52,7 @@ struct ModelConfig {
   int64_t experts_used = 0;
   int64_t expert_ffn_dim = 0;
   int64_t shared_expert_ffn_dim = 0;
-  bool normalize_expert_weights = false;
+  std::optional<bool> normalize_expert_weights;  // from the file; else the policy decides
 
   std::vector<LayerConfig> layers;
 
@@ -150,12 +152,14 @@ inline ModelConfig read_common_config(const GgufFile& gguf) {
   c.experts_used = keys.get_or<int64_t>("expert_used_count", 0);
   c.expert_ffn_dim = keys.get_or<int64_t>("expert_feed_forward_length", c.ffn_dim);
   c.shared_expert_ffn_dim = keys.get_or<int64_t>("expert_shared_feed_forward_length", 0);
-  c.normalize_expert_weights = keys.get_or<bool>("expert_weights_norm", false);
+  c.normalize_expert_weights = gguf.get_optional<bool>(keys.key("expert_weights_norm"));
   if (c.expert_count > 0 && (c.experts_used <= 0 || c.experts_used > c.expert_count)) {
     fail(gguf.source(), ": ", c.experts_used, " experts used per token out of ", c.expert_count);
   }
 
-  c.layers.assign(static_cast<std::size_t>(c.n_layers), LayerConfig{false, c.rope_base});
+  const float freq_scale = c.rope_scaling == RopeScaling::kNone ? 1.0f : 1.0f / c.rope_scale_factor;
+  c.layers.assign(static_cast<std::size_t>(c.n_layers),
+                  LayerConfig{false, c.rope_base, freq_scale});
   return c;
 }
 

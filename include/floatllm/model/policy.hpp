@@ -26,6 +26,8 @@ struct PolicyDefaults {
   static constexpr bool kSharedExpert = false;    // plus an always-on expert with a sigmoid gate
   // Routing: softmax over all experts then top-k (false), or top-k then softmax over those.
   static constexpr bool kSoftmaxAfterTopK = false;
+  // Whether the chosen experts' weights are rescaled to sum to one, unless the file says.
+  static constexpr bool kNormalizeExpertWeights = false;
 
   // Architecture-specific metadata, after the common keys were read.
   static void configure(ModelConfig&, const GgufFile&) {}

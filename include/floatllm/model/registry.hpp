@@ -8,7 +8,10 @@
 #include <string>
 #include <string_view>
 
+#include "floatllm/model/policies/gemma.hpp"
 #include "floatllm/model/policies/llama.hpp"
+#include "floatllm/model/policies/olmoe.hpp"
+#include "floatllm/model/policies/qwen.hpp"
 #include "floatllm/model/transformer.hpp"
 
 namespace floatllm {
@@ -33,6 +36,13 @@ struct Architecture {
 
 inline constexpr std::array kArchitectures{
     Architecture{"llama", make_llama},
+    Architecture{"qwen2", make_transformer<Qwen2Policy>},
+    Architecture{"qwen3", make_transformer<Qwen3Policy>},
+    Architecture{"qwen2moe", make_transformer<Qwen2MoePolicy>},
+    Architecture{"qwen3moe", make_transformer<Qwen3MoePolicy>},
+    Architecture{"olmoe", make_transformer<OlmoePolicy>},
+    Architecture{"gemma2", make_transformer<Gemma2Policy>},
+    Architecture{"gemma3", make_transformer<Gemma3Policy>},
 };
 
 inline std::string supported_architectures() {

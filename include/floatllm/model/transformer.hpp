@@ -183,7 +183,7 @@ class Transformer final : public Model {
     rope.rotary_dims = c.rope_dims;
     rope.freq_base = lc.rope_base;
     rope.freq_factors = vector_data(weights, tensors_.rope_factors);
-    if (c.rope_scaling != RopeScaling::kNone) rope.freq_scale = 1.0f / c.rope_scale_factor;
+    rope.freq_scale = lc.rope_freq_scale;
     if (c.rope_scaling == RopeScaling::kYarn) {
       rope.yarn_ext_factor = 1.0f;
       rope.yarn_orig_ctx = c.rope_original_context;
@@ -291,7 +291,7 @@ class Transformer final : public Model {
       for (int64_t i = 0; i < k; ++i)
         chosen[static_cast<std::size_t>(i)] = scores[order[i]];
       if constexpr (Policy::kSoftmaxAfterTopK) kernels::softmax(chosen.data(), k);
-      if (c.normalize_expert_weights) {
+      if (c.normalize_expert_weights.value_or(Policy::kNormalizeExpertWeights)) {
         const float sum = std::accumulate(chosen.begin(), chosen.end(), 0.0f);
         for (float& w : chosen)
           w /= sum;

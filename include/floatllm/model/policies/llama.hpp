@@ -14,9 +14,7 @@ struct LlamaPolicy : PolicyDefaults {
 struct MixtralPolicy : LlamaPolicy {
   static constexpr std::string_view kName = "llama (mixture of experts)";
   static constexpr bool kMoE = true;
-  static void configure(ModelConfig& config, const GgufFile&) {
-    config.normalize_expert_weights = true;
-  }
+  static constexpr bool kNormalizeExpertWeights = true;
 };
 
 }  // namespace floatllm
