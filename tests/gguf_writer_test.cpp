@@ -202,7 +202,7 @@ TEST(GgufWriter, TensorsAreAlignedAndStreamedInPieces) {
     const auto b = iota_bytes(2 * 34, 5);     // Q8_0 [32, 2]
     const auto c = iota_bytes(5 * 7 * 2, 9);  // F16 [5, 7]
     writer.add_tensor("a", GgmlType::F32, {3}, std::span<const std::byte>(a));
-    writer.add_tensor("b", GgmlType::Q8_0, {32, 2}, [&](GgufTensorSink& sink) {
+    writer.add_tensor("b", GgmlType::Q8_0, {32, 2}, [&](TensorDataSink& sink) {
       for (std::size_t i = 0; i < b.size(); i += 5)
         sink.write(
             std::span<const std::byte>(b).subspan(i, std::min<std::size_t>(5, b.size() - i)));
@@ -230,7 +230,7 @@ TEST(GgufWriter, TensorsAreAlignedAndStreamedInPieces) {
 
 TEST(GgufWriter, BadTensorDescriptionsAreRejected) {
   GgufWriter writer;
-  const auto none = [](GgufTensorSink&) {};
+  const auto none = [](TensorDataSink&) {};
   EXPECT_THROW(writer.add_tensor("q", GgmlType::Q8_0, {31}, none), Error);
   EXPECT_THROW(writer.add_tensor("five", GgmlType::F32, {1, 1, 1, 1, 1}, none), Error);
   EXPECT_THROW(writer.add_tensor("zero", GgmlType::F32, std::vector<uint64_t>{}, none), Error);
@@ -259,7 +259,7 @@ TEST(GgufWriter, FailedWriteLeavesTheOldFileAndNoTemporary) {
 
   GgufWriter short_producer;
   short_producer.set("general.name", "new");
-  short_producer.add_tensor("t", GgmlType::F32, {4}, [](GgufTensorSink& sink) {
+  short_producer.add_tensor("t", GgmlType::F32, {4}, [](TensorDataSink& sink) {
     const float two[2] = {1, 2};
     sink.write_values(std::span<const float>(two));
   });
@@ -272,14 +272,14 @@ TEST(GgufWriter, FailedWriteLeavesTheOldFileAndNoTemporary) {
   }
 
   GgufWriter long_producer;
-  long_producer.add_tensor("t", GgmlType::F32, {1}, [](GgufTensorSink& sink) {
+  long_producer.add_tensor("t", GgmlType::F32, {1}, [](TensorDataSink& sink) {
     const float two[2] = {1, 2};
     sink.write_values(std::span<const float>(two));
   });
   EXPECT_THROW(long_producer.write(path), Error);
 
   GgufWriter throwing;
-  throwing.add_tensor("t", GgmlType::F32, {1}, [](GgufTensorSink&) { fail("source broke"); });
+  throwing.add_tensor("t", GgmlType::F32, {1}, [](TensorDataSink&) { fail("source broke"); });
   EXPECT_THROW(throwing.write(path), Error);
 
   EXPECT_EQ(test::read_bytes(path), before);
@@ -292,7 +292,7 @@ TEST(GgufWriter, ProgressReportsEveryByteInOrder) {
   GgufWriter writer;
   const auto a = iota_bytes(100 * 4);
   writer.add_tensor("a", GgmlType::F32, {100}, std::span<const std::byte>(a));
-  writer.add_tensor("b", GgmlType::F32, {10}, [&](GgufTensorSink& sink) {
+  writer.add_tensor("b", GgmlType::F32, {10}, [&](TensorDataSink& sink) {
     for (int i = 0; i < 10; ++i)
       sink.write(std::span<const std::byte>(a).subspan(static_cast<std::size_t>(i) * 4, 4));
   });

@@ -15,8 +15,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -131,6 +133,38 @@ class AtomicFileWriter {
   bool committed_ = false;
   uint64_t written_ = 0;
   std::vector<std::byte> buffer_;
+};
+
+// Where the producer of one tensor's data puts its bytes (GGUF and safetensors writers): it may
+// hand them over in any number of pieces, but must deliver exactly the tensor's byte size.
+class TensorDataSink {
+ public:
+  TensorDataSink(AtomicFileWriter& out, std::string_view tensor, uint64_t expected,
+                 const std::function<void(uint64_t)>& on_bytes)
+      : out_(out), tensor_(tensor), remaining_(expected), on_bytes_(on_bytes) {}
+
+  void write(std::span<const std::byte> bytes) {
+    if (bytes.size() > remaining_) {
+      fail(out_.destination(), ": tensor '", tensor_, "': producer wrote ", bytes.size(),
+           " bytes with only ", remaining_, " left of the tensor's size");
+    }
+    out_.write(bytes);
+    remaining_ -= bytes.size();
+    if (on_bytes_) on_bytes_(bytes.size());
+  }
+
+  template <class T>
+  void write_values(std::span<const T> values) {
+    write(std::as_bytes(values));
+  }
+
+  uint64_t remaining() const { return remaining_; }
+
+ private:
+  AtomicFileWriter& out_;
+  std::string_view tensor_;
+  uint64_t remaining_;
+  const std::function<void(uint64_t)>& on_bytes_;
 };
 
 }  // namespace floatllm

@@ -214,37 +214,6 @@ class GgufMetadataValue {
   std::vector<std::byte> bytes_;
 };
 
-// Where a tensor producer puts its bytes; it must hand over exactly the tensor's byte size.
-class GgufTensorSink {
- public:
-  GgufTensorSink(AtomicFileWriter& out, std::string_view tensor, uint64_t expected,
-                 const std::function<void(uint64_t)>& on_bytes)
-      : out_(out), tensor_(tensor), remaining_(expected), on_bytes_(on_bytes) {}
-
-  void write(std::span<const std::byte> bytes) {
-    if (bytes.size() > remaining_) {
-      fail(out_.destination(), ": tensor '", tensor_, "': producer wrote ", bytes.size(),
-           " bytes with only ", remaining_, " left of the tensor's size");
-    }
-    out_.write(bytes);
-    remaining_ -= bytes.size();
-    if (on_bytes_) on_bytes_(bytes.size());
-  }
-
-  template <class T>
-  void write_values(std::span<const T> values) {
-    write(std::as_bytes(values));
-  }
-
-  uint64_t remaining() const { return remaining_; }
-
- private:
-  AtomicFileWriter& out_;
-  std::string_view tensor_;
-  uint64_t remaining_;
-  const std::function<void(uint64_t)>& on_bytes_;
-};
-
 struct GgufWriteProgress {
   std::size_t tensor_index;  // the tensor being written
   std::size_t tensor_count;
@@ -255,7 +224,7 @@ struct GgufWriteProgress {
 
 class GgufWriter {
  public:
-  using Producer = std::function<void(GgufTensorSink&)>;
+  using Producer = std::function<void(TensorDataSink&)>;
   using ProgressCallback = std::function<void(const GgufWriteProgress&)>;
 
   struct Metadata {
@@ -363,7 +332,7 @@ class GgufWriter {
   // A tensor whose bytes already exist (e.g. in a mapped file); they must outlive write().
   void add_tensor(std::string_view name, GgmlType type, const std::vector<uint64_t>& ne,
                   std::span<const std::byte> data) {
-    add_tensor(name, type, ne, [data](GgufTensorSink& sink) { sink.write(data); });
+    add_tensor(name, type, ne, [data](TensorDataSink& sink) { sink.write(data); });
     if (tensors_.back().byte_size != data.size()) {
       const uint64_t expected = tensors_.back().byte_size;
       tensor_index_.erase(tensors_.back().name);
@@ -407,7 +376,7 @@ class GgufWriter {
     };
     for (index = 0; index < tensors_.size(); ++index) {
       const Tensor& tensor = tensors_[index];
-      GgufTensorSink sink(out, tensor.name, tensor.byte_size, on_bytes);
+      TensorDataSink sink(out, tensor.name, tensor.byte_size, on_bytes);
       tensor.produce(sink);
       if (sink.remaining() != 0) {
         fail(out.destination(), ": tensor '", tensor.name, "': producer wrote ",
