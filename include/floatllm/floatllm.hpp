@@ -9,3 +9,4 @@
 #include "floatllm/quant/dequantize.hpp"
 #include "floatllm/quant/ggml_type.hpp"
 #include "floatllm/quant/half.hpp"
+#include "floatllm/quant/quantize.hpp"
