@@ -10,3 +10,4 @@
 #include "floatllm/quant/ggml_type.hpp"
 #include "floatllm/quant/half.hpp"
 #include "floatllm/quant/quantize.hpp"
+#include "floatllm/tokenizer/tokenizer.hpp"
