@@ -1,0 +1,5 @@
+// Every per-target kernel file, in dependency order. No include guard: Highway's foreach_target.h
+// includes this once per SIMD target, and each file below toggles its own guard.
+#include "floatllm/kernels/attention-inl.hpp"
+#include "floatllm/kernels/matmul-inl.hpp"
+#include "floatllm/kernels/ops-inl.hpp"

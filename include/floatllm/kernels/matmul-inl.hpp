@@ -1,0 +1,578 @@
+// Per-target matrix products over GGML weights. Included once per SIMD target via all-inl.hpp.
+//
+// Quantized weights: each block is decoded in registers into 16-bit integers with its sub-block
+// scales already multiplied in (|scale * q| <= 4096 for every format), then multiplied with the
+// int16-widened Q8 activations by 16x16->32-bit multiply-adds (pmaddwd). A block's int32 sum is
+// converted to float once and scaled by d_weight * d_activation; the format's minimum terms are
+// added from the activation block sums. This is llama.cpp's vec_dot arithmetic: the integer sums
+// are exact, only the per-block float scaling rounds.
+//
+// Prompt batches: a tile of up to kTokenTile tokens shares each decoded weight vector, and rows
+// are walked in blocks of kRowBlock so a block's weights stay in L1/L2 while every token tile
+// passes over them: each weight byte comes from memory once per matmul.
+#if defined(FLOATLLM_KERNELS_MATMUL_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef FLOATLLM_KERNELS_MATMUL_INL_H_
+#undef FLOATLLM_KERNELS_MATMUL_INL_H_
+#else
+#define FLOATLLM_KERNELS_MATMUL_INL_H_
+#endif
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include <hwy/highway.h>
+
+#include "floatllm/kernels/tasks.hpp"
+#include "floatllm/quant/blocks.hpp"
+#include "floatllm/quant/dequantize.hpp"
+#include "floatllm/quant/half.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace floatllm::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// 16-bit lanes, at most one 32-value block per vector.
+using D16 = hn::CappedTag<int16_t, 32>;
+using V16 = hn::Vec<D16>;
+using D32 = hn::Repartition<int32_t, D16>;
+using V32 = hn::Vec<D32>;
+using DF32 = hn::Repartition<float, D16>;
+using VF32 = hn::Vec<DF32>;
+using DU8 = hn::Rebind<uint8_t, D16>;
+using DI8 = hn::Rebind<int8_t, D16>;
+
+inline constexpr int kTokenTile = 4;
+inline constexpr int64_t kRowBlock = 16;
+
+// Whether one int16 vector holds a whole 32-value block (AVX-512).
+#ifdef FLOATLLM_BLOCK_PER_VECTOR
+#undef FLOATLLM_BLOCK_PER_VECTOR
+#endif
+#if HWY_MAX_BYTES >= 64
+#define FLOATLLM_BLOCK_PER_VECTOR 1
+#else
+#define FLOATLLM_BLOCK_PER_VECTOR 0
+#endif
+
+HWY_INLINE V16 load_u8(const uint8_t* p) {
+  return hn::PromoteTo(D16(), hn::LoadU(DU8(), p));
+}
+
+// Lanes covering values [l0, l0 + lanes) of a 32-value span whose first 16 values use scale
+// `lo` and last 16 use `hi`.
+HWY_INLINE V16 scale_pair(int lo, int hi, size_t l0) {
+  const D16 d16;
+#if FLOATLLM_BLOCK_PER_VECTOR
+  (void)l0;
+  const hn::Half<D16> dh;
+  return hn::Combine(d16, hn::Set(dh, static_cast<int16_t>(hi)),
+                     hn::Set(dh, static_cast<int16_t>(lo)));
+#else
+  return hn::Set(d16, static_cast<int16_t>(l0 < 16 ? lo : hi));
+#endif
+}
+
+// Lane i holds bit i % 16: tests the fifth bits of Q5_0 / Q5_1.
+alignas(64) inline constexpr int16_t kLaneBits[32] = {
+    1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, -32768,
+    1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, -32768};
+
+// 0 or 16 per lane from the 32 high bits `qh` of values [off, off + lanes).
+HWY_INLINE V16 q5_high(uint32_t qh, size_t off) {
+  const D16 d16;
+#if FLOATLLM_BLOCK_PER_VECTOR
+  (void)off;
+  const hn::Half<D16> dh;
+  const V16 words = hn::Combine(d16, hn::Set(dh, static_cast<int16_t>(qh >> 16)),
+                                hn::Set(dh, static_cast<int16_t>(qh & 0xffff)));
+#else
+  const V16 words = hn::Set(d16, static_cast<int16_t>((qh >> (off & 16)) & 0xffff));
+#endif
+  const V16 bits = hn::LoadU(d16, kLaneBits + (off % 16));
+  return hn::IfThenElseZero(hn::TestBit(words, bits), hn::Set(d16, 16));
+}
+
+// Calls fn(offset, int16 weights) over the 32 values of a 4-bit block (low nibbles are values
+// 0..15, high nibbles 16..31), subtracting `bias`.
+template <class Fn>
+HWY_INLINE void visit_nibbles32(const uint8_t* qs, int16_t bias, const uint8_t* qh, const Fn& fn) {
+  const D16 d16;
+  const V16 mask = hn::Set(d16, 15);
+  const V16 vbias = hn::Set(d16, bias);
+  uint32_t high = 0;
+  if (qh != nullptr) std::memcpy(&high, qh, 4);
+#if FLOATLLM_BLOCK_PER_VECTOR
+  const hn::Half<D16> dh;
+  const auto bytes = hn::PromoteTo(dh, hn::LoadU(hn::Rebind<uint8_t, decltype(dh)>(), qs));
+  V16 w = hn::Combine(d16, hn::ShiftRight<4>(bytes), hn::And(bytes, hn::Set(dh, 15)));
+  if (qh != nullptr) w = hn::Or(w, q5_high(high, 0));
+  fn(size_t{0}, hn::Sub(w, vbias));
+#else
+  for (size_t off = 0; off < 16; off += hn::Lanes(d16)) {
+    const V16 bytes = load_u8(qs + off);
+    V16 lo = hn::And(bytes, mask);
+    V16 hi = hn::ShiftRight<4>(bytes);
+    if (qh != nullptr) {
+      lo = hn::Or(lo, q5_high(high, off));
+      hi = hn::Or(hi, q5_high(high, off + 16));
+    }
+    fn(off, hn::Sub(lo, vbias));
+    fn(off + 16, hn::Sub(hi, vbias));
+  }
+#endif
+  (void)mask;
+}
+
+// ---- One format per struct: block layout, in-register decoding, scale, minimum terms ----
+//
+// visit(block, fn) calls fn(value offset in the block, V16 scaled weights);
+// scale(block) is the float factor of the block's integer sum;
+// correction(block, qa, token, index) is the float term the minimums add (0 without minimums).
+
+struct FormatQ8_0 {
+  using Block = BlockQ8_0;
+  static constexpr int64_t kValues = 32;
+  static constexpr bool kHasMin = false;
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+    const D16 d16;
+    for (size_t off = 0; off < 32; off += hn::Lanes(d16)) {
+      fn(off, hn::PromoteTo(d16, hn::LoadU(DI8(), b.qs + off)));
+    }
+  }
+  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
+  static HWY_INLINE float correction(const Block&, const detail::QuantizedActivations&, int64_t,
+                                     int64_t) {
+    return 0.0f;
+  }
+};
+
+struct FormatQ4_0 {
+  using Block = BlockQ4_0;
+  static constexpr int64_t kValues = 32;
+  static constexpr bool kHasMin = false;
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+    visit_nibbles32(b.qs, 8, nullptr, fn);
+  }
+  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
+  static HWY_INLINE float correction(const Block&, const detail::QuantizedActivations&, int64_t,
+                                     int64_t) {
+    return 0.0f;
+  }
+};
+
+struct FormatQ4_1 {
+  using Block = BlockQ4_1;
+  static constexpr int64_t kValues = 32;
+  static constexpr bool kHasMin = true;
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+    visit_nibbles32(b.qs, 0, nullptr, fn);
+  }
+  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
+  static HWY_INLINE float correction(const Block& b, const detail::QuantizedActivations& qa,
+                                     int64_t token, int64_t index) {
+    return fp16_to_f32(b.m) * qa.s_row(token)[index];
+  }
+};
+
+struct FormatQ5_0 {
+  using Block = BlockQ5_0;
+  static constexpr int64_t kValues = 32;
+  static constexpr bool kHasMin = false;
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+    visit_nibbles32(b.qs, 16, b.qh, fn);
+  }
+  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
+  static HWY_INLINE float correction(const Block&, const detail::QuantizedActivations&, int64_t,
+                                     int64_t) {
+    return 0.0f;
+  }
+};
+
+struct FormatQ5_1 {
+  using Block = BlockQ5_1;
+  static constexpr int64_t kValues = 32;
+  static constexpr bool kHasMin = true;
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+    visit_nibbles32(b.qs, 0, b.qh, fn);
+  }
+  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
+  static HWY_INLINE float correction(const Block& b, const detail::QuantizedActivations& qa,
+                                     int64_t token, int64_t index) {
+    return fp16_to_f32(b.m) * qa.s_row(token)[index];
+  }
+};
+
+// Q2_K and Q3_K share a layout: value 128c + 32j + l comes from bits 2j of q[32c + l] and uses
+// sub-block scale 8c + 2j + l / 16.
+struct FormatQ2_K {
+  using Block = BlockQ2_K;
+  static constexpr int64_t kValues = 256;
+  static constexpr bool kHasMin = true;
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+    const D16 d16;
+    const V16 three = hn::Set(d16, 3);
+    for (int c = 0; c < 2; ++c) {
+      for (size_t l0 = 0; l0 < 32; l0 += hn::Lanes(d16)) {
+        const V16 q = load_u8(b.qs + 32 * c + l0);
+        for (int j = 0; j < 4; ++j) {
+          const int s = 8 * c + 2 * j;
+          const V16 sc = scale_pair(b.scales[s] & 15, b.scales[s + 1] & 15, l0);
+          const V16 v = hn::And(hn::ShiftRightSame(q, 2 * j), three);
+          fn(static_cast<size_t>(128 * c + 32 * j) + l0, hn::Mul(v, sc));
+        }
+      }
+    }
+  }
+  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
+  static HWY_INLINE float correction(const Block& b, const detail::QuantizedActivations& qa,
+                                     int64_t token, int64_t index) {
+    const int16_t* bsums = qa.bsums_row(token) + 16 * index;
+    int sum = 0;
+    for (int j = 0; j < 16; ++j)
+      sum += (b.scales[j] >> 4) * bsums[j];
+    return -fp16_to_f32(b.dmin) * qa.d_row(token)[index] * static_cast<float>(sum);
+  }
+};
+
+struct FormatQ3_K {
+  using Block = BlockQ3_K;
+  static constexpr int64_t kValues = 256;
+  static constexpr bool kHasMin = false;
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+    const D16 d16;
+    const V16 three = hn::Set(d16, 3);
+    const V16 four = hn::Set(d16, 4);
+    int scales[16];
+    for (int s = 0; s < 16; ++s)
+      scales[s] = unpack_q3_k_scale(b.scales, s);
+    for (int c = 0; c < 2; ++c) {
+      for (size_t l0 = 0; l0 < 32; l0 += hn::Lanes(d16)) {
+        const V16 q = load_u8(b.qs + 32 * c + l0);
+        const V16 h = load_u8(b.hmask + l0);
+        for (int j = 0; j < 4; ++j) {
+          const int s = 8 * c + 2 * j;
+          const V16 sc = scale_pair(scales[s], scales[s + 1], l0);
+          const V16 bit = hn::Set(d16, static_cast<int16_t>(1 << (4 * c + j)));
+          const V16 low = hn::And(hn::ShiftRightSame(q, 2 * j), three);
+          const V16 v = hn::Sub(low, hn::IfThenZeroElse(hn::TestBit(h, bit), four));
+          fn(static_cast<size_t>(128 * c + 32 * j) + l0, hn::Mul(v, sc));
+        }
+      }
+    }
+  }
+  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
+  static HWY_INLINE float correction(const Block&, const detail::QuantizedActivations&, int64_t,
+                                     int64_t) {
+    return 0.0f;
+  }
+};
+
+// Q4_K and Q5_K: value 64c + l (l < 32) is the low nibble of qs[32c + l] (sub-block 2c), value
+// 64c + 32 + l its high nibble (sub-block 2c + 1); Q5_K's fifth bits are bits 2c, 2c + 1 of qh[l].
+template <bool kFiveBits>
+HWY_INLINE void visit_k4(const uint8_t* qs, const uint8_t* qh, const uint8_t (&packed)[12],
+                         auto&& fn) {
+  const D16 d16;
+  const V16 mask = hn::Set(d16, 15);
+  const V16 one = hn::Set(d16, 1);
+  for (int c = 0; c < 4; ++c) {
+    const V16 sc_lo = hn::Set(d16, unpack_k_scale_min(packed, 2 * c).scale);
+    const V16 sc_hi = hn::Set(d16, unpack_k_scale_min(packed, 2 * c + 1).scale);
+    for (size_t l0 = 0; l0 < 32; l0 += hn::Lanes(d16)) {
+      const V16 bytes = load_u8(qs + 32 * c + l0);
+      V16 lo = hn::And(bytes, mask);
+      V16 hi = hn::ShiftRight<4>(bytes);
+      if constexpr (kFiveBits) {
+        const V16 h = load_u8(qh + l0);
+        lo = hn::Or(lo, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * c), one)));
+        hi = hn::Or(hi, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * c + 1), one)));
+      }
+      fn(static_cast<size_t>(64 * c) + l0, hn::Mul(lo, sc_lo));
+      fn(static_cast<size_t>(64 * c + 32) + l0, hn::Mul(hi, sc_hi));
+    }
+  }
+  (void)one;
+  (void)qh;
+}
+
+inline float k4_correction(const uint8_t (&packed)[12], f16_bits dmin,
+                           const detail::QuantizedActivations& qa, int64_t token, int64_t index) {
+  const int16_t* bsums = qa.bsums_row(token) + 16 * index;
+  int sum = 0;
+  for (int j = 0; j < 8; ++j) {
+    sum += unpack_k_scale_min(packed, j).min * (bsums[2 * j] + bsums[2 * j + 1]);
+  }
+  return -fp16_to_f32(dmin) * qa.d_row(token)[index] * static_cast<float>(sum);
+}
+
+struct FormatQ4_K {
+  using Block = BlockQ4_K;
+  static constexpr int64_t kValues = 256;
+  static constexpr bool kHasMin = true;
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+    visit_k4<false>(b.qs, nullptr, b.scales, fn);
+  }
+  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
+  static HWY_INLINE float correction(const Block& b, const detail::QuantizedActivations& qa,
+                                     int64_t token, int64_t index) {
+    return k4_correction(b.scales, b.dmin, qa, token, index);
+  }
+};
+
+struct FormatQ5_K {
+  using Block = BlockQ5_K;
+  static constexpr int64_t kValues = 256;
+  static constexpr bool kHasMin = true;
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+    visit_k4<true>(b.qs, b.qh, b.scales, fn);
+  }
+  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
+  static HWY_INLINE float correction(const Block& b, const detail::QuantizedActivations& qa,
+                                     int64_t token, int64_t index) {
+    return k4_correction(b.scales, b.dmin, qa, token, index);
+  }
+};
+
+// Q6_K: per 128 values (half n), value 128n + 32m + l takes the low (m = 0, 1) or high (m = 2, 3)
+// nibble of ql[64n + 32(m % 2) + l] and bits 2m of qh[32n + l]; scale 8n + 2m + l / 16.
+struct FormatQ6_K {
+  using Block = BlockQ6_K;
+  static constexpr int64_t kValues = 256;
+  static constexpr bool kHasMin = false;
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+    const D16 d16;
+    const V16 mask = hn::Set(d16, 15);
+    const V16 three = hn::Set(d16, 3);
+    const V16 bias = hn::Set(d16, 32);
+    for (int n = 0; n < 2; ++n) {
+      const int8_t* sc = b.scales + 8 * n;
+      for (size_t l0 = 0; l0 < 32; l0 += hn::Lanes(d16)) {
+        const V16 a = load_u8(b.ql + 64 * n + l0);
+        const V16 c = load_u8(b.ql + 64 * n + 32 + l0);
+        const V16 h = load_u8(b.qh + 32 * n + l0);
+        const V16 nib[4] = {hn::And(a, mask), hn::And(c, mask), hn::ShiftRight<4>(a),
+                            hn::ShiftRight<4>(c)};
+        for (int m = 0; m < 4; ++m) {
+          const V16 high = hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * m), three));
+          const V16 v = hn::Sub(hn::Or(nib[m], high), bias);
+          fn(static_cast<size_t>(128 * n + 32 * m) + l0,
+             hn::Mul(v, scale_pair(sc[2 * m], sc[2 * m + 1], l0)));
+        }
+      }
+    }
+  }
+  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
+  static HWY_INLINE float correction(const Block&, const detail::QuantizedActivations&, int64_t,
+                                     int64_t) {
+    return 0.0f;
+  }
+};
+
+// results[t] = row . activations of token t0 + t, for t < T.
+template <class Format, int T>
+HWY_INLINE void dot_quant_row(const typename Format::Block* blocks, int64_t n_blocks,
+                              const detail::QuantizedActivations& qa, int64_t t0, float* results) {
+  const D16 d16;
+  const D32 d32;
+  const DF32 df;
+  VF32 facc[T];
+  float corr[T];
+  const int16_t* act[T];
+  const float* act_d[T];
+  for (int t = 0; t < T; ++t) {
+    facc[t] = hn::Zero(df);
+    corr[t] = 0.0f;
+    act[t] = qa.q_row(t0 + t);
+    act_d[t] = qa.d_row(t0 + t);
+  }
+  for (int64_t g = 0; g < n_blocks; ++g) {
+    const auto& block = blocks[g];
+    V32 iacc[T];
+    for (int t = 0; t < T; ++t)
+      iacc[t] = hn::Zero(d32);
+    const int16_t* base[T];
+    for (int t = 0; t < T; ++t)
+      base[t] = act[t] + g * Format::kValues;
+    Format::visit(block, [&](size_t off, V16 w) HWY_ATTR {
+      for (int t = 0; t < T; ++t) {
+        V32 unused = hn::Zero(d32);
+        iacc[t] =
+            hn::ReorderWidenMulAccumulate(d32, w, hn::LoadU(d16, base[t] + off), iacc[t], unused);
+      }
+    });
+    const float dw = Format::scale(block);
+    for (int t = 0; t < T; ++t) {
+      facc[t] = hn::MulAdd(hn::ConvertTo(df, iacc[t]), hn::Set(df, dw * act_d[t][g]), facc[t]);
+      if constexpr (Format::kHasMin) corr[t] += Format::correction(block, qa, t0 + t, g);
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    results[t] = hn::GetLane(hn::SumOfLanes(df, facc[t])) + corr[t];
+}
+
+// Walks rows in blocks and tokens in tiles; calls dot(row, t0, count, results).
+template <class Dot>
+HWY_INLINE void for_row_token_tiles(const detail::MatmulTask& task, int64_t r0, int64_t r1,
+                                    const Dot& dot) {
+  const int64_t rows = task.w.rows;
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t re = std::min(r1, rb + kRowBlock);
+    for (int64_t t0 = 0; t0 < task.n_tokens; t0 += kTokenTile) {
+      const int count = static_cast<int>(std::min<int64_t>(kTokenTile, task.n_tokens - t0));
+      for (int64_t r = rb; r < re; ++r) {
+        float results[kTokenTile] = {};
+        dot(r, t0, count, results);
+        for (int t = 0; t < count; ++t)
+          task.y[(t0 + t) * rows + r] = results[t];
+      }
+    }
+  }
+}
+
+template <class Format>
+HWY_NOINLINE void matmul_quant_rows(const detail::MatmulTask& task, int64_t r0, int64_t r1) {
+  using Block = typename Format::Block;
+  const int64_t n_blocks = task.w.cols / Format::kValues;
+  const detail::QuantizedActivations& qa = *task.qa;
+  for_row_token_tiles(task, r0, r1, [&](int64_t r, int64_t t0, int count, float* results) HWY_ATTR {
+    const auto* blocks = reinterpret_cast<const Block*>(task.w.row(r));
+    switch (count) {
+      case 4:
+        return dot_quant_row<Format, 4>(blocks, n_blocks, qa, t0, results);
+      case 3:
+        return dot_quant_row<Format, 3>(blocks, n_blocks, qa, t0, results);
+      case 2:
+        return dot_quant_row<Format, 2>(blocks, n_blocks, qa, t0, results);
+      default:
+        return dot_quant_row<Format, 1>(blocks, n_blocks, qa, t0, results);
+    }
+  });
+}
+
+// ---- Float weights ----
+
+HWY_INLINE hn::Vec<hn::ScalableTag<float>> load_float(const float* p) {
+  return hn::LoadU(hn::ScalableTag<float>(), p);
+}
+HWY_INLINE hn::Vec<hn::ScalableTag<float>> load_float(const hwy::float16_t* p) {
+  const hn::ScalableTag<float> df;
+  return hn::PromoteTo(df, hn::LoadU(hn::Rebind<hwy::float16_t, decltype(df)>(), p));
+}
+HWY_INLINE hn::Vec<hn::ScalableTag<float>> load_float(const hwy::bfloat16_t* p) {
+  const hn::ScalableTag<float> df;
+  return hn::PromoteTo(df, hn::LoadU(hn::Rebind<hwy::bfloat16_t, decltype(df)>(), p));
+}
+
+HWY_INLINE float scalar_float(const float* p) {
+  return *p;
+}
+HWY_INLINE float scalar_float(const hwy::float16_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return fp16_to_f32(bits);
+}
+HWY_INLINE float scalar_float(const hwy::bfloat16_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return bf16_to_f32(bits);
+}
+
+template <class Src, int T>
+HWY_INLINE void dot_float_row(const Src* w, int64_t cols, const float* x, int64_t t0,
+                              float* results) {
+  const hn::ScalableTag<float> df;
+  const auto lanes = static_cast<int64_t>(hn::Lanes(df));
+  using VF = hn::Vec<decltype(df)>;
+  VF acc0[T], acc1[T];
+  const float* xt[T];
+  for (int t = 0; t < T; ++t) {
+    acc0[t] = hn::Zero(df);
+    acc1[t] = hn::Zero(df);
+    xt[t] = x + (t0 + t) * cols;
+  }
+  int64_t i = 0;
+  for (; i + 2 * lanes <= cols; i += 2 * lanes) {
+    const VF w0 = load_float(w + i);
+    const VF w1 = load_float(w + i + lanes);
+    for (int t = 0; t < T; ++t) {
+      acc0[t] = hn::MulAdd(w0, hn::LoadU(df, xt[t] + i), acc0[t]);
+      acc1[t] = hn::MulAdd(w1, hn::LoadU(df, xt[t] + i + lanes), acc1[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    results[t] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[t], acc1[t])));
+    for (int64_t j = i; j < cols; ++j)
+      results[t] += scalar_float(w + j) * xt[t][j];
+  }
+}
+
+template <class Src>
+HWY_NOINLINE void matmul_float_rows(const detail::MatmulTask& task, int64_t r0, int64_t r1) {
+  const int64_t cols = task.w.cols;
+  for_row_token_tiles(task, r0, r1, [&](int64_t r, int64_t t0, int count, float* results) HWY_ATTR {
+    const auto* w = reinterpret_cast<const Src*>(task.w.row(r));
+    switch (count) {
+      case 4:
+        return dot_float_row<Src, 4>(w, cols, task.x, t0, results);
+      case 3:
+        return dot_float_row<Src, 3>(w, cols, task.x, t0, results);
+      case 2:
+        return dot_float_row<Src, 2>(w, cols, task.x, t0, results);
+      default:
+        return dot_float_row<Src, 1>(w, cols, task.x, t0, results);
+    }
+  });
+}
+
+// ---- Entry point (HWY_EXPORTed in the runtime-dispatch build) ----
+
+// Rows [r0, r1) of task.y for every token; the caller validated type and shapes.
+inline void matmul_rows_impl(const detail::MatmulTask& task, int64_t r0, int64_t r1) {
+  switch (task.w.type) {
+    case GgmlType::F32:
+      return matmul_float_rows<float>(task, r0, r1);
+    case GgmlType::F16:
+      return matmul_float_rows<hwy::float16_t>(task, r0, r1);
+    case GgmlType::BF16:
+      return matmul_float_rows<hwy::bfloat16_t>(task, r0, r1);
+    case GgmlType::Q4_0:
+      return matmul_quant_rows<FormatQ4_0>(task, r0, r1);
+    case GgmlType::Q4_1:
+      return matmul_quant_rows<FormatQ4_1>(task, r0, r1);
+    case GgmlType::Q5_0:
+      return matmul_quant_rows<FormatQ5_0>(task, r0, r1);
+    case GgmlType::Q5_1:
+      return matmul_quant_rows<FormatQ5_1>(task, r0, r1);
+    case GgmlType::Q8_0:
+      return matmul_quant_rows<FormatQ8_0>(task, r0, r1);
+    case GgmlType::Q2_K:
+      return matmul_quant_rows<FormatQ2_K>(task, r0, r1);
+    case GgmlType::Q3_K:
+      return matmul_quant_rows<FormatQ3_K>(task, r0, r1);
+    case GgmlType::Q4_K:
+      return matmul_quant_rows<FormatQ4_K>(task, r0, r1);
+    case GgmlType::Q5_K:
+      return matmul_quant_rows<FormatQ5_K>(task, r0, r1);
+    case GgmlType::Q6_K:
+      return matmul_quant_rows<FormatQ6_K>(task, r0, r1);
+    default:
+      return;
+  }
+}
+
+}  // namespace floatllm::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // toggle guard

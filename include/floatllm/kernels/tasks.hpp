@@ -1,0 +1,155 @@
+// Plain data handed from the target-independent entry points (entry_points.hpp) to the per-target
+// SIMD code (*-inl.hpp), and the quantization of activations, which is the same on every target.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "floatllm/core/tensor.hpp"
+#include "floatllm/quant/blocks.hpp"
+#include "floatllm/quant/half.hpp"
+
+namespace floatllm::kernels::detail {
+
+// Activation rows quantized as llama.cpp's vec_dot functions see them, with the int8 values
+// widened to int16 once so every weight row's dot product can feed them straight into 16-bit
+// multiply-adds.
+//   group 32 (Q8_0 / Q8_1): x ~ d * q per 32 values, d rounded to f16 as Q8_0 stores it;
+//                           s = f16(d * sum(q)) is Q8_1's sum, used by Q4_1 / Q5_1.
+//   group 256 (Q8_K):       x ~ d * q per 256 values, d a float; bsums are sums of 16 values.
+struct QuantizedActivations {
+  int64_t cols = 0;
+  int64_t n_tokens = 0;
+  int64_t group = 32;
+  std::vector<int16_t> q;      // [n_tokens][cols]
+  std::vector<float> d;        // [n_tokens][cols / group]
+  std::vector<float> s;        // [n_tokens][cols / 32], group 32 only
+  std::vector<int16_t> bsums;  // [n_tokens][cols / 16], group 256 only
+
+  const int16_t* q_row(int64_t t) const { return q.data() + t * cols; }
+  const float* d_row(int64_t t) const { return d.data() + t * (cols / group); }
+  const float* s_row(int64_t t) const { return s.data() + t * (cols / 32); }
+  const int16_t* bsums_row(int64_t t) const { return bsums.data() + t * (cols / 16); }
+};
+
+// ggml's nearest_int: round half to even through the float mantissa, valid for |x| < 2^22.
+inline int round_to_int(float x) {
+  return static_cast<int>(std::nearbyint(x));
+}
+
+// Q8_0 / Q8_1 of one 32-value block, as quantize_row_q8_1_ref computes it.
+inline void quantize_q8_0_block(const float* x, int16_t* q, float* d_out, float* s_out) {
+  float amax = 0.0f;
+  for (int i = 0; i < 32; ++i)
+    amax = std::max(amax, std::fabs(x[i]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  int sum = 0;
+  for (int i = 0; i < 32; ++i) {
+    q[i] = static_cast<int16_t>(std::round(x[i] * id));
+    sum += q[i];
+  }
+  *d_out = fp16_to_f32(f32_to_fp16(d));
+  *s_out = fp16_to_f32(f32_to_fp16(static_cast<float>(sum) * d));
+}
+
+// Q8_K of one 256-value super-block, as quantize_row_q8_K_ref computes it: the scale maps the
+// value of largest magnitude to -127.
+inline void quantize_q8_k_block(const float* x, int16_t* q, float* d_out, int16_t* bsums) {
+  float amax = 0.0f;
+  float max = 0.0f;
+  for (int i = 0; i < 256; ++i) {
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
+  }
+  if (amax == 0.0f) {
+    std::fill(q, q + 256, int16_t{0});
+    std::fill(bsums, bsums + 16, int16_t{0});
+    *d_out = 0.0f;
+    return;
+  }
+  const float iscale = -127.0f / max;
+  for (int i = 0; i < 256; ++i) {
+    q[i] = static_cast<int16_t>(std::min(127, round_to_int(iscale * x[i])));
+  }
+  for (int j = 0; j < 16; ++j) {
+    int sum = 0;
+    for (int i = 0; i < 16; ++i)
+      sum += q[16 * j + i];
+    bsums[j] = static_cast<int16_t>(sum);
+  }
+  *d_out = 1.0f / iscale;
+}
+
+inline void quantize_activations(const float* x, int64_t cols, int64_t n_tokens, int64_t group,
+                                 QuantizedActivations& out) {
+  out.cols = cols;
+  out.n_tokens = n_tokens;
+  out.group = group;
+  const auto total = static_cast<size_t>(cols * n_tokens);
+  out.q.resize(total);
+  out.d.resize(total / static_cast<size_t>(group));
+  if (group == 32) {
+    out.s.resize(total / 32);
+    for (size_t b = 0; b < total / 32; ++b) {
+      quantize_q8_0_block(x + 32 * b, out.q.data() + 32 * b, &out.d[b], &out.s[b]);
+    }
+  } else {
+    out.bsums.resize(total / 16);
+    for (size_t b = 0; b < total / 256; ++b) {
+      quantize_q8_k_block(x + 256 * b, out.q.data() + 256 * b, &out.d[b], &out.bsums[16 * b]);
+    }
+  }
+}
+
+// The activation group a weight type's integer dot product uses; 0 for float weights.
+constexpr int64_t activation_group(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q8_0:
+      return 32;
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K:
+      return 256;
+    default:
+      return 0;
+  }
+}
+
+struct MatmulTask {
+  MatrixView w;
+  int64_t n_tokens = 0;
+  const float* x = nullptr;                  // float weights: activations as given
+  const QuantizedActivations* qa = nullptr;  // quantized weights
+  float* y = nullptr;                        // [n_tokens][w.rows]
+};
+
+struct AttentionTask {
+  const float* q = nullptr;
+  int64_t n_tokens = 0;
+  int64_t first_pos = 0;
+  GgmlType kv_type = GgmlType::F32;
+  const std::byte* k = nullptr;
+  const std::byte* v = nullptr;
+  uint64_t row_bytes = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  float scale = 1.0f;
+  float softcap = 0.0f;
+  int64_t window = 0;
+  float* out = nullptr;
+};
+
+}  // namespace floatllm::kernels::detail
