@@ -4,8 +4,8 @@
 //
 // The scale searches follow llama.cpp's published algorithms: plain absmax scaling for the
 // 32-value formats, weighted least-squares refinement over a sweep of candidate scales for the
-// K-quants. Everything is sequential float arithmetic in a fixed order: the output depends only
-// on the input (given IEEE float without fused multiply-add contraction; see docs/quantization.md).
+// K-quants. Everything is sequential float arithmetic in a fixed order, so the output depends only
+// on the input.
 //
 // One deliberate difference: scales that would overflow f16 saturate at +-65504 instead of
 // becoming inf, so absurdly large inputs give finite (if inaccurate) values instead of NaN.
@@ -24,6 +24,18 @@
 #include "floatllm/quant/dequantize.hpp"
 #include "floatllm/quant/ggml_type.hpp"
 #include "floatllm/quant/half.hpp"
+
+// The scale searches compare sums of products; fusing a multiply and an add into one FMA rounds
+// differently and changes which candidate wins. llama-quantize's bytes come from unfused
+// arithmetic, so contraction is switched off here whatever the build flags (-march=native makes
+// GCC and clang fuse by default). Restored at the end of this header.
+#if defined(__clang__)
+#pragma float_control(push)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
 
 namespace floatllm {
 
@@ -730,3 +742,9 @@ inline void quantize_row(GgmlType type, const float* src, std::byte* dst, int64_
 }
 
 }  // namespace floatllm
+
+#if defined(__clang__)
+#pragma float_control(pop)
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
