@@ -1,5 +1,8 @@
-// Every per-target kernel file, in dependency order. No include guard: Highway's foreach_target.h
-// includes this once per SIMD target, and each file below toggles its own guard.
-#include "floatllm/kernels/attention-inl.hpp"
-#include "floatllm/kernels/matmul-inl.hpp"
+// Every per-target kernel file, in dependency order (blank lines keep clang-format from sorting
+// them). No include guard: Highway's foreach_target.h includes this once per SIMD target, and
+// each file below toggles its own guard.
 #include "floatllm/kernels/ops-inl.hpp"
+
+#include "floatllm/kernels/matmul-inl.hpp"
+
+#include "floatllm/kernels/attention-inl.hpp"
