@@ -21,6 +21,7 @@
 #include "floatllm/quant/blocks.hpp"
 #include "floatllm/quant/dequantize.hpp"
 #include "floatllm/quant/half.hpp"
+#include "random_weights.hpp"
 #include "test_support.hpp"
 
 namespace floatllm {
@@ -311,70 +312,6 @@ TEST_P(KernelsOnTarget, RopeLayoutsScalingAndYarn) {
 
 // ---- Matrix products ----
 
-// Random blocks of `type`: any byte pattern is a valid block once its f16 scales are finite, so
-// quants come from random bytes and scales from a small range, as in real weights.
-std::vector<std::byte> random_matrix(std::mt19937& rng, GgmlType type, int64_t rows, int64_t cols) {
-  const auto bytes = ggml_row_bytes(type, static_cast<uint64_t>(cols)) * rows;
-  std::vector<std::byte> data(bytes);
-  std::uniform_int_distribution<int> byte(0, 255);
-  for (auto& b : data)
-    b = static_cast<std::byte>(byte(rng));
-  std::uniform_real_distribution<float> scale(0.001f, 0.02f);
-  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-  const auto set_f16 = [&](size_t offset, float v) {
-    const uint16_t bits = f32_to_fp16(v);
-    std::memcpy(data.data() + offset, &bits, 2);
-  };
-  const auto& traits = traits_of(type);
-  const size_t blocks = bytes / traits.block_bytes;
-  for (size_t b = 0; b < blocks; ++b) {
-    const size_t at = b * traits.block_bytes;
-    switch (type) {
-      case GgmlType::Q4_0:
-      case GgmlType::Q5_0:
-      case GgmlType::Q8_0:
-        set_f16(at, scale(rng));
-        break;
-      case GgmlType::Q4_1:
-      case GgmlType::Q5_1:
-        set_f16(at, scale(rng));
-        set_f16(at + 2, -8 * scale(rng));
-        break;
-      case GgmlType::Q2_K:
-        set_f16(at + offsetof(BlockQ2_K, d), scale(rng));
-        set_f16(at + offsetof(BlockQ2_K, dmin), scale(rng));
-        break;
-      case GgmlType::Q3_K:
-        set_f16(at + offsetof(BlockQ3_K, d), scale(rng));
-        break;
-      case GgmlType::Q4_K:
-      case GgmlType::Q5_K:
-        set_f16(at, 0.1f * scale(rng));
-        set_f16(at + 2, 0.1f * scale(rng));
-        break;
-      case GgmlType::Q6_K:
-        set_f16(at + offsetof(BlockQ6_K, d), 0.1f * scale(rng));
-        break;
-      case GgmlType::F16:
-        set_f16(at, value(rng));
-        break;
-      case GgmlType::BF16: {
-        const uint16_t bits = f32_to_bf16(value(rng));
-        std::memcpy(data.data() + at, &bits, 2);
-        break;
-      }
-      case GgmlType::F32: {
-        const float v = value(rng);
-        std::memcpy(data.data() + at, &v, 4);
-        break;
-      }
-      default:
-        ADD_FAILURE() << "no generator for " << ggml_type_name(type);
-    }
-  }
-  return data;
-}
-
 // The activations the kernel multiplies: x itself for float weights, otherwise x quantized to
 // Q8_0 / Q8_K exactly as the kernel does, dequantized.
 std::vector<float> activations_as_used(GgmlType type, const std::vector<float>& x, int64_t cols,
@@ -411,7 +348,7 @@ TEST_P(KernelsOnTarget, MatmulEveryTypeMatchesDequantizedReference) {
     for (const int64_t cols : cols_choices) {
       for (const int64_t rows : {1, 7, 37}) {
         const int64_t n_tokens = 6;
-        const auto data = random_matrix(rng, type, rows, cols);
+        const auto data = test::random_matrix(rng, type, rows, cols);
         MatrixView w{type, rows, cols, data.data(), ggml_row_bytes(type, cols)};
         const auto x = random_floats(rng, cols * n_tokens);
         const auto xq = activations_as_used(type, x, cols, n_tokens);
@@ -472,7 +409,7 @@ TEST_P(KernelsOnTarget, MatmulEveryTypeMatchesDequantizedReference) {
 }
 
 TEST_P(KernelsOnTarget, MatmulThreadCountsAgree) {
-  const auto data = random_matrix(rng, GgmlType::Q4_K, 53, 512);
+  const auto data = test::random_matrix(rng, GgmlType::Q4_K, 53, 512);
   const MatrixView w{GgmlType::Q4_K, 53, 512, data.data(), ggml_row_bytes(GgmlType::Q4_K, 512)};
   const auto x = random_floats(rng, 512 * 3);
   std::vector<float> one(53 * 3), three(53 * 3);
@@ -598,7 +535,7 @@ TEST(Kernels, GetRowDequantizesTheRow) {
   std::mt19937 rng(8);
   for (const GgmlType type : kMatmulTypes) {
     const int64_t cols = traits_of(type).block_elements == 1 ? 19 : 256;
-    const auto data = random_matrix(rng, type, 3, cols);
+    const auto data = test::random_matrix(rng, type, 3, cols);
     const MatrixView w{type, 3, cols, data.data(), ggml_row_bytes(type, cols)};
     std::vector<float> got(static_cast<size_t>(cols)), want(static_cast<size_t>(cols));
     kernels::get_row(w, 2, got.data());
