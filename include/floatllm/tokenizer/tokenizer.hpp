@@ -84,6 +84,16 @@ class Tokenizer {
     return Tokenizer(tokenizer_spec_from_json(tokenizer_json, tokenizer_config_json));
   }
 
+  // A GGUF file (by its magic), a tokenizer.json (with the tokenizer_config.json beside it, if
+  // any), or a folder holding tokenizer.json.
+  static Tokenizer from_file(const std::filesystem::path& path) {
+    namespace fs = std::filesystem;
+    if (fs::is_directory(path)) return from_json_with_config(path / "tokenizer.json");
+    if (path.extension() == ".json") return from_json_with_config(path);
+    const GgufFile gguf(path);
+    return from_gguf(gguf);
+  }
+
   std::vector<int32_t> encode(std::string_view text, EncodeOptions options = {}) const {
     if (const auto bad = utf8::first_invalid(text)) {
       fail(source_, ": cannot encode text that is not valid UTF-8 (byte ", *bad, " of ",
@@ -208,6 +218,12 @@ class Tokenizer {
     std::size_t begin;
     std::size_t end;
   };
+
+  static Tokenizer from_json_with_config(const std::filesystem::path& tokenizer_json) {
+    const auto config = tokenizer_json.parent_path() / "tokenizer_config.json";
+    return from_json(tokenizer_json,
+                     std::filesystem::exists(config) ? config : std::filesystem::path());
+  }
 
   static void check_spec_id(int32_t id, std::size_t n, std::string_view what) {
     if (id < 0 || static_cast<std::size_t>(id) >= n) {
