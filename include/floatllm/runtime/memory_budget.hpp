@@ -174,6 +174,23 @@ class MemoryCgroup {
     return read_value(dir_ / (version_ == 1 ? "memory.usage_in_bytes" : "memory.current"));
   }
 
+  // The usage the kernel cannot simply drop: the charge minus inactive file pages (clean page
+  // cache it reclaims first when the limit is reached).
+  std::optional<uint64_t> working_set() const {
+    const auto charged = usage();
+    if (!charged) return std::nullopt;
+    std::ifstream stat(dir_ / "memory.stat");
+    std::string key;
+    uint64_t value = 0;
+    std::optional<uint64_t> inactive_file, total_inactive_file;
+    while (stat >> key >> value) {
+      if (key == "inactive_file") inactive_file = value;
+      if (key == "total_inactive_file") total_inactive_file = value;
+    }
+    const uint64_t reclaimable = total_inactive_file.value_or(inactive_file.value_or(0));
+    return *charged > reclaimable ? *charged - reclaimable : 0;
+  }
+
   std::optional<uint64_t> peak_usage() const {
     return read_value(dir_ / (version_ == 1 ? "memory.max_usage_in_bytes" : "memory.peak"));
   }
