@@ -150,7 +150,7 @@ class BpeModel {
       consider(word, static_cast<int32_t>(i - 1), static_cast<int32_t>(i), scratch);
 
     while (!heap.empty()) {
-      std::pop_heap(heap.begin(), heap.end(), later);
+      std::pop_heap(heap.begin(), heap.end(), Later{});
       const BpeScratch::Candidate top = heap.back();
       heap.pop_back();
       auto& left = symbols[top.left];
@@ -209,9 +209,11 @@ class BpeModel {
     return find(*raw);
   }
 
-  static bool later(const BpeScratch::Candidate& a, const BpeScratch::Candidate& b) {
-    return a.priority > b.priority || (a.priority == b.priority && a.left > b.left);
-  }
+  struct Later {
+    bool operator()(const BpeScratch::Candidate& a, const BpeScratch::Candidate& b) const {
+      return a.priority > b.priority || (a.priority == b.priority && a.left > b.left);
+    }
+  };
 
   void consider(std::string_view word, int32_t left, int32_t right, BpeScratch& scratch) const {
     const auto& l = scratch.symbols[left];
@@ -231,7 +233,7 @@ class BpeModel {
       priority = -static_cast<double>(scores_[static_cast<std::size_t>(merged)]);
     }
     scratch.heap.push_back({priority, left, right, l.length, r.length, merged});
-    std::push_heap(scratch.heap.begin(), scratch.heap.end(), later);
+    std::push_heap(scratch.heap.begin(), scratch.heap.end(), Later{});
   }
 
   MergeRule rule_ = MergeRule::ByRank;

@@ -41,6 +41,8 @@ struct EncodeOptions {
 
 class Tokenizer {
  public:
+  static constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // U+2581, SentencePiece's space
+
   explicit Tokenizer(TokenizerSpec spec)
       : source_(std::move(spec.source)),
         model_name_(std::move(spec.model)),
@@ -70,6 +72,8 @@ class Tokenizer {
     texts_.reserve(n);
     for (std::size_t id = 0; id < n; ++id)
       texts_.push_back(decoded_text(spec.tokens[id], spec.types[id], spec.decoder));
+    split_at_space_marker_ = !spec.byte_level && pre_tokenizer_.empty() &&
+                             no_token_joins_across_space_marker(spec.tokens, spec.types);
     tokens_ = std::move(spec.tokens);
     types_ = std::move(spec.types);
     index_added_tokens();
@@ -225,6 +229,22 @@ class Tokenizer {
                      std::filesystem::exists(config) ? config : std::filesystem::path());
   }
 
+  // Whether no token has a space marker right after another character ("a▁b"). Then no merge
+  // can join text across the start of a run of markers, so SentencePiece-style input (one long
+  // "word") can be cut there into words that encode alike, independently and cacheably.
+  static bool no_token_joins_across_space_marker(const std::vector<std::string>& tokens,
+                                                 const std::vector<TokenType>& types) {
+    for (std::size_t id = 0; id < tokens.size(); ++id) {
+      if (types[id] != TokenType::Normal) continue;
+      const std::string& text = tokens[id];
+      for (std::size_t at = text.find(kSpaceMarker, 1); at != std::string::npos;
+           at = text.find(kSpaceMarker, at + 1)) {
+        if (!std::string_view(text).substr(0, at).ends_with(kSpaceMarker)) return false;
+      }
+    }
+    return true;
+  }
+
   static void check_spec_id(int32_t id, std::size_t n, std::string_view what) {
     if (id < 0 || static_cast<std::size_t>(id) >= n) {
       fail("tokenizer ", what, " id ", id, " is outside the vocabulary of ", n, " tokens");
@@ -328,7 +348,17 @@ class Tokenizer {
       input = normalized;
     }
     scratch.storage.clear();
-    if (pre_tokenizer_.empty()) {
+    if (split_at_space_marker_) {
+      scratch.pieces.clear();
+      std::size_t start = 0;
+      for (std::size_t at = input.find(kSpaceMarker, 1); at != std::string_view::npos;
+           at = input.find(kSpaceMarker, at + kSpaceMarker.size())) {
+        if (input.substr(0, at).ends_with(kSpaceMarker)) continue;
+        scratch.pieces.push_back(input.substr(start, at - start));
+        start = at;
+      }
+      scratch.pieces.push_back(input.substr(start));
+    } else if (pre_tokenizer_.empty()) {
       scratch.pieces.assign(1, input);
     } else {
       pre_tokenizer_.split(input, at_input_start, scratch.storage, scratch.pieces);
@@ -369,6 +399,7 @@ class Tokenizer {
   std::vector<int32_t> prefix_;
   std::vector<int32_t> suffix_;
   bool strip_prefix_space_ = false;
+  bool split_at_space_marker_ = false;
   std::optional<std::string> chat_template_;
   std::vector<std::string> tokens_;
   std::vector<TokenType> types_;
