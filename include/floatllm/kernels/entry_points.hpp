@@ -40,37 +40,6 @@ inline void check_matrix(const MatrixView& w, const char* what) {
   }
 }
 
-inline void quantize_token_rows(const float* x, int64_t t_begin, int64_t t_end,
-                                QuantizedActivations& qa) {
-  const int64_t cols = qa.cols;
-  if (qa.group == 32) {
-    for (int64_t b = t_begin * cols / 32; b < t_end * cols / 32; ++b) {
-      quantize_q8_0_block(x + 32 * b, qa.q.data() + 32 * b, &qa.d[static_cast<size_t>(b)],
-                          &qa.s[static_cast<size_t>(b)]);
-    }
-  } else {
-    for (int64_t b = t_begin * cols / 256; b < t_end * cols / 256; ++b) {
-      quantize_q8_k_block(x + 256 * b, qa.q.data() + 256 * b, &qa.d[static_cast<size_t>(b)],
-                          qa.bsums.data() + 16 * b);
-    }
-  }
-}
-
-inline void resize_activations(int64_t cols, int64_t n_tokens, int64_t group,
-                               QuantizedActivations& qa) {
-  qa.cols = cols;
-  qa.n_tokens = n_tokens;
-  qa.group = group;
-  const auto total = static_cast<size_t>(cols * n_tokens);
-  qa.q.resize(total);
-  qa.d.resize(total / static_cast<size_t>(group));
-  if (group == 32) {
-    qa.s.resize(total / 32);
-  } else {
-    qa.bsums.resize(total / 16);
-  }
-}
-
 // cos/sin of every rotated pair for one position, as llama.cpp's rope cache computes them
 // (theta_i = pos * base^(-2i/n_dims) by repeated multiplication, then rope_yarn).
 inline void rope_table(const RopeParams& p, int64_t n_dims, int64_t pos, float* cos_out,

@@ -18,9 +18,11 @@
 #endif
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include <hwy/highway.h>
 
@@ -49,6 +51,9 @@ inline constexpr int64_t kRowBlock = 16;
 // Whether one int16 vector holds a whole 32-value block (AVX-512).
 #ifdef FLOATLLM_BLOCK_PER_VECTOR
 #undef FLOATLLM_BLOCK_PER_VECTOR
+#endif
+#ifdef FLOATLLM_K4_BYTES
+#undef FLOATLLM_K4_BYTES
 #endif
 #if HWY_MAX_BYTES >= 64
 #define FLOATLLM_BLOCK_PER_VECTOR 1
@@ -125,87 +130,97 @@ HWY_INLINE void visit_nibbles32(const uint8_t* qs, int16_t bias, const uint8_t* 
   (void)mask;
 }
 
-// ---- One format per struct: block layout, in-register decoding, scale, minimum terms ----
+// f16 -> f32 for block scales: one F16C instruction where the target has it.
+HWY_INLINE float f16(f16_bits bits) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  return _cvtsh_ss(bits);
+#else
+  return fp16_to_f32(bits);
+#endif
+}
+
+// ---- One format per struct: block layout, in-register decoding, scales, minimum terms ----
 //
-// visit(block, fn) calls fn(value offset in the block, V16 scaled weights);
-// scale(block) is the float factor of the block's integer sum;
-// correction(block, qa, token, index) is the float term the minimums add (0 without minimums).
+// prepare(block) decodes the block's scalars into an Info once; visit(block, info, fn) calls
+// fn(value offset in the block, V16 scaled weights); info.d scales the block's integer sum.
+// Formats with kMins > 0 subtract info.dmin * d_act * (mins . activation sums), the sums taken
+// over the kValues / kMins values each min applies to (min_sums); kScalarMin formats add
+// info.m * Q8_1's s.
+
+struct ScaleOnly {
+  float d;
+};
 
 struct FormatQ8_0 {
   using Block = BlockQ8_0;
+  using Info = ScaleOnly;
   static constexpr int64_t kValues = 32;
-  static constexpr bool kHasMin = false;
+  static constexpr int kMins = 0;
+  static constexpr bool kScalarMin = false;
+  static HWY_INLINE Info prepare(const Block& b) { return {f16(b.d)}; }
   template <class Fn>
-  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+  static HWY_INLINE void visit(const Block& b, const Info&, const Fn& fn) {
     const D16 d16;
     for (size_t off = 0; off < 32; off += hn::Lanes(d16)) {
       fn(off, hn::PromoteTo(d16, hn::LoadU(DI8(), b.qs + off)));
     }
   }
-  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
-  static HWY_INLINE float correction(const Block&, const detail::QuantizedActivations&, int64_t,
-                                     int64_t) {
-    return 0.0f;
-  }
 };
 
 struct FormatQ4_0 {
   using Block = BlockQ4_0;
+  using Info = ScaleOnly;
   static constexpr int64_t kValues = 32;
-  static constexpr bool kHasMin = false;
+  static constexpr int kMins = 0;
+  static constexpr bool kScalarMin = false;
+  static HWY_INLINE Info prepare(const Block& b) { return {f16(b.d)}; }
   template <class Fn>
-  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+  static HWY_INLINE void visit(const Block& b, const Info&, const Fn& fn) {
     visit_nibbles32(b.qs, 8, nullptr, fn);
-  }
-  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
-  static HWY_INLINE float correction(const Block&, const detail::QuantizedActivations&, int64_t,
-                                     int64_t) {
-    return 0.0f;
-  }
-};
-
-struct FormatQ4_1 {
-  using Block = BlockQ4_1;
-  static constexpr int64_t kValues = 32;
-  static constexpr bool kHasMin = true;
-  template <class Fn>
-  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
-    visit_nibbles32(b.qs, 0, nullptr, fn);
-  }
-  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
-  static HWY_INLINE float correction(const Block& b, const detail::QuantizedActivations& qa,
-                                     int64_t token, int64_t index) {
-    return fp16_to_f32(b.m) * qa.s_row(token)[index];
   }
 };
 
 struct FormatQ5_0 {
   using Block = BlockQ5_0;
+  using Info = ScaleOnly;
   static constexpr int64_t kValues = 32;
-  static constexpr bool kHasMin = false;
+  static constexpr int kMins = 0;
+  static constexpr bool kScalarMin = false;
+  static HWY_INLINE Info prepare(const Block& b) { return {f16(b.d)}; }
   template <class Fn>
-  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+  static HWY_INLINE void visit(const Block& b, const Info&, const Fn& fn) {
     visit_nibbles32(b.qs, 16, b.qh, fn);
   }
-  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
-  static HWY_INLINE float correction(const Block&, const detail::QuantizedActivations&, int64_t,
-                                     int64_t) {
-    return 0.0f;
+};
+
+struct ScaleAndMin {
+  float d;
+  float m;
+};
+
+struct FormatQ4_1 {
+  using Block = BlockQ4_1;
+  using Info = ScaleAndMin;
+  static constexpr int64_t kValues = 32;
+  static constexpr int kMins = 0;
+  static constexpr bool kScalarMin = true;
+  static HWY_INLINE Info prepare(const Block& b) { return {f16(b.d), f16(b.m)}; }
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Info&, const Fn& fn) {
+    visit_nibbles32(b.qs, 0, nullptr, fn);
   }
 };
 
 struct FormatQ5_1 {
   using Block = BlockQ5_1;
+  using Info = ScaleAndMin;
   static constexpr int64_t kValues = 32;
-  static constexpr bool kHasMin = true;
+  static constexpr int kMins = 0;
+  static constexpr bool kScalarMin = true;
+  static HWY_INLINE Info prepare(const Block& b) { return {f16(b.d), f16(b.m)}; }
   template <class Fn>
-  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+  static HWY_INLINE void visit(const Block& b, const Info&, const Fn& fn) {
     visit_nibbles32(b.qs, 0, b.qh, fn);
-  }
-  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
-  static HWY_INLINE float correction(const Block& b, const detail::QuantizedActivations& qa,
-                                     int64_t token, int64_t index) {
-    return fp16_to_f32(b.m) * qa.s_row(token)[index];
   }
 };
 
@@ -213,10 +228,26 @@ struct FormatQ5_1 {
 // sub-block scale 8c + 2j + l / 16.
 struct FormatQ2_K {
   using Block = BlockQ2_K;
+  struct Info {
+    float d;
+    float dmin;
+    uint8_t mins[16];
+  };
   static constexpr int64_t kValues = 256;
-  static constexpr bool kHasMin = true;
+  static constexpr int kMins = 16;
+  static constexpr bool kScalarMin = false;
+  static HWY_INLINE Info prepare(const Block& b) {
+    Info info{f16(b.d), f16(b.dmin), {}};
+    for (int j = 0; j < 16; ++j)
+      info.mins[j] = static_cast<uint8_t>(b.scales[j] >> 4);
+    return info;
+  }
+  static HWY_INLINE const int16_t* min_sums(const detail::QuantizedActivations& qa, int64_t t,
+                                            int64_t g) {
+    return qa.bsums_row(t) + 16 * g;
+  }
   template <class Fn>
-  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+  static HWY_INLINE void visit(const Block& b, const Info&, const Fn& fn) {
     const D16 d16;
     const V16 three = hn::Set(d16, 3);
     for (int c = 0; c < 2; ++c) {
@@ -231,36 +262,35 @@ struct FormatQ2_K {
       }
     }
   }
-  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
-  static HWY_INLINE float correction(const Block& b, const detail::QuantizedActivations& qa,
-                                     int64_t token, int64_t index) {
-    const int16_t* bsums = qa.bsums_row(token) + 16 * index;
-    int sum = 0;
-    for (int j = 0; j < 16; ++j)
-      sum += (b.scales[j] >> 4) * bsums[j];
-    return -fp16_to_f32(b.dmin) * qa.d_row(token)[index] * static_cast<float>(sum);
-  }
 };
 
 struct FormatQ3_K {
   using Block = BlockQ3_K;
+  struct Info {
+    float d;
+    int scales[16];
+  };
   static constexpr int64_t kValues = 256;
-  static constexpr bool kHasMin = false;
+  static constexpr int kMins = 0;
+  static constexpr bool kScalarMin = false;
+  static HWY_INLINE Info prepare(const Block& b) {
+    Info info{f16(b.d), {}};
+    for (int s = 0; s < 16; ++s)
+      info.scales[s] = unpack_q3_k_scale(b.scales, s);
+    return info;
+  }
   template <class Fn>
-  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+  static HWY_INLINE void visit(const Block& b, const Info& info, const Fn& fn) {
     const D16 d16;
     const V16 three = hn::Set(d16, 3);
     const V16 four = hn::Set(d16, 4);
-    int scales[16];
-    for (int s = 0; s < 16; ++s)
-      scales[s] = unpack_q3_k_scale(b.scales, s);
     for (int c = 0; c < 2; ++c) {
       for (size_t l0 = 0; l0 < 32; l0 += hn::Lanes(d16)) {
         const V16 q = load_u8(b.qs + 32 * c + l0);
         const V16 h = load_u8(b.hmask + l0);
         for (int j = 0; j < 4; ++j) {
           const int s = 8 * c + 2 * j;
-          const V16 sc = scale_pair(scales[s], scales[s + 1], l0);
+          const V16 sc = scale_pair(info.scales[s], info.scales[s + 1], l0);
           const V16 bit = hn::Set(d16, static_cast<int16_t>(1 << (4 * c + j)));
           const V16 low = hn::And(hn::ShiftRightSame(q, 2 * j), three);
           const V16 v = hn::Sub(low, hn::IfThenZeroElse(hn::TestBit(h, bit), four));
@@ -269,24 +299,45 @@ struct FormatQ3_K {
       }
     }
   }
-  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
-  static HWY_INLINE float correction(const Block&, const detail::QuantizedActivations&, int64_t,
-                                     int64_t) {
-    return 0.0f;
-  }
 };
 
-// Q4_K and Q5_K: value 64c + l (l < 32) is the low nibble of qs[32c + l] (sub-block 2c), value
-// 64c + 32 + l its high nibble (sub-block 2c + 1); Q5_K's fifth bits are bits 2c, 2c + 1 of qh[l].
-template <bool kFiveBits>
-HWY_INLINE void visit_k4(const uint8_t* qs, const uint8_t* qh, const uint8_t (&packed)[12],
-                         auto&& fn) {
+// Q4_K / Q5_K: eight 6-bit scales and mins in 12 bytes (see unpack_k_scale_min), unpacked four
+// at a time with 32-bit masks.
+struct K4Info {
+  float d;
+  float dmin;
+  uint8_t scales[8];
+  uint8_t mins[8];
+};
+
+static_assert(std::endian::native == std::endian::little,
+              "K-quant scale unpacking assumes little-endian words");
+
+HWY_INLINE K4Info prepare_k4(f16_bits d, f16_bits dmin, const uint8_t (&packed)[12]) {
+  uint32_t w[3];
+  std::memcpy(w, packed, 12);
+  const uint32_t scales_lo = w[0] & 0x3f3f3f3fu;
+  const uint32_t mins_lo = w[1] & 0x3f3f3f3fu;
+  const uint32_t scales_hi = (w[2] & 0x0f0f0f0fu) | (((w[0] >> 6) & 0x03030303u) << 4);
+  const uint32_t mins_hi = ((w[2] >> 4) & 0x0f0f0f0fu) | (((w[1] >> 6) & 0x03030303u) << 4);
+  K4Info info{f16(d), f16(dmin), {}, {}};
+  std::memcpy(info.scales, &scales_lo, 4);
+  std::memcpy(info.scales + 4, &scales_hi, 4);
+  std::memcpy(info.mins, &mins_lo, 4);
+  std::memcpy(info.mins + 4, &mins_hi, 4);
+  return info;
+}
+
+// Value 64c + l (l < 32) is the low nibble of qs[32c + l] (sub-block 2c), value 64c + 32 + l its
+// high nibble (sub-block 2c + 1); Q5_K's fifth bits are bits 2c, 2c + 1 of qh[l].
+template <bool kFiveBits, class Fn>
+HWY_INLINE void visit_k4(const uint8_t* qs, const uint8_t* qh, const K4Info& info, const Fn& fn) {
   const D16 d16;
   const V16 mask = hn::Set(d16, 15);
   const V16 one = hn::Set(d16, 1);
   for (int c = 0; c < 4; ++c) {
-    const V16 sc_lo = hn::Set(d16, unpack_k_scale_min(packed, 2 * c).scale);
-    const V16 sc_hi = hn::Set(d16, unpack_k_scale_min(packed, 2 * c + 1).scale);
+    const V16 sc_lo = hn::Set(d16, info.scales[2 * c]);
+    const V16 sc_hi = hn::Set(d16, info.scales[2 * c + 1]);
     for (size_t l0 = 0; l0 < 32; l0 += hn::Lanes(d16)) {
       const V16 bytes = load_u8(qs + 32 * c + l0);
       V16 lo = hn::And(bytes, mask);
@@ -304,43 +355,37 @@ HWY_INLINE void visit_k4(const uint8_t* qs, const uint8_t* qh, const uint8_t (&p
   (void)qh;
 }
 
-inline float k4_correction(const uint8_t (&packed)[12], f16_bits dmin,
-                           const detail::QuantizedActivations& qa, int64_t token, int64_t index) {
-  const int16_t* bsums = qa.bsums_row(token) + 16 * index;
-  int sum = 0;
-  for (int j = 0; j < 8; ++j) {
-    sum += unpack_k_scale_min(packed, j).min * (bsums[2 * j] + bsums[2 * j + 1]);
-  }
-  return -fp16_to_f32(dmin) * qa.d_row(token)[index] * static_cast<float>(sum);
-}
-
 struct FormatQ4_K {
   using Block = BlockQ4_K;
+  using Info = K4Info;
   static constexpr int64_t kValues = 256;
-  static constexpr bool kHasMin = true;
-  template <class Fn>
-  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
-    visit_k4<false>(b.qs, nullptr, b.scales, fn);
+  static constexpr int kMins = 8;
+  static constexpr bool kScalarMin = false;
+  static HWY_INLINE Info prepare(const Block& b) { return prepare_k4(b.d, b.dmin, b.scales); }
+  static HWY_INLINE const int16_t* min_sums(const detail::QuantizedActivations& qa, int64_t t,
+                                            int64_t g) {
+    return qa.bsums32_row(t) + 8 * g;
   }
-  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
-  static HWY_INLINE float correction(const Block& b, const detail::QuantizedActivations& qa,
-                                     int64_t token, int64_t index) {
-    return k4_correction(b.scales, b.dmin, qa, token, index);
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Info& info, const Fn& fn) {
+    visit_k4<false>(b.qs, nullptr, info, fn);
   }
 };
 
 struct FormatQ5_K {
   using Block = BlockQ5_K;
+  using Info = K4Info;
   static constexpr int64_t kValues = 256;
-  static constexpr bool kHasMin = true;
-  template <class Fn>
-  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
-    visit_k4<true>(b.qs, b.qh, b.scales, fn);
+  static constexpr int kMins = 8;
+  static constexpr bool kScalarMin = false;
+  static HWY_INLINE Info prepare(const Block& b) { return prepare_k4(b.d, b.dmin, b.scales); }
+  static HWY_INLINE const int16_t* min_sums(const detail::QuantizedActivations& qa, int64_t t,
+                                            int64_t g) {
+    return qa.bsums32_row(t) + 8 * g;
   }
-  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
-  static HWY_INLINE float correction(const Block& b, const detail::QuantizedActivations& qa,
-                                     int64_t token, int64_t index) {
-    return k4_correction(b.scales, b.dmin, qa, token, index);
+  template <class Fn>
+  static HWY_INLINE void visit(const Block& b, const Info& info, const Fn& fn) {
+    visit_k4<true>(b.qs, b.qh, info, fn);
   }
 };
 
@@ -348,10 +393,13 @@ struct FormatQ5_K {
 // nibble of ql[64n + 32(m % 2) + l] and bits 2m of qh[32n + l]; scale 8n + 2m + l / 16.
 struct FormatQ6_K {
   using Block = BlockQ6_K;
+  using Info = ScaleOnly;
   static constexpr int64_t kValues = 256;
-  static constexpr bool kHasMin = false;
+  static constexpr int kMins = 0;
+  static constexpr bool kScalarMin = false;
+  static HWY_INLINE Info prepare(const Block& b) { return {f16(b.d)}; }
   template <class Fn>
-  static HWY_INLINE void visit(const Block& b, const Fn& fn) {
+  static HWY_INLINE void visit(const Block& b, const Info&, const Fn& fn) {
     const D16 d16;
     const V16 mask = hn::Set(d16, 15);
     const V16 three = hn::Set(d16, 3);
@@ -373,11 +421,31 @@ struct FormatQ6_K {
       }
     }
   }
-  static HWY_INLINE float scale(const Block& b) { return fp16_to_f32(b.d); }
-  static HWY_INLINE float correction(const Block&, const detail::QuantizedActivations&, int64_t,
-                                     int64_t) {
-    return 0.0f;
+};
+
+// Accumulates factor * (mins . sums) over blocks in vector lanes; summed once per row.
+template <int kCount>
+struct MinTerms {
+  using D = hn::CappedTag<int16_t, kCount>;
+  using DI = hn::Repartition<int32_t, D>;
+  using DF = hn::Repartition<float, D>;
+  hn::Vec<DF> acc;  // zeroed by clear(): implicit constructors lack the target attributes
+
+  HWY_INLINE void clear() { acc = hn::Zero(DF()); }
+
+  HWY_INLINE void add(const uint8_t* mins, const int16_t* sums, float factor) {
+    const D d;
+    const DI di;
+    const hn::Rebind<uint8_t, D> du8;
+    for (size_t k = 0; k < static_cast<size_t>(kCount); k += hn::Lanes(d)) {
+      auto unused = hn::Zero(di);
+      const auto m = hn::PromoteTo(d, hn::LoadU(du8, mins + k));
+      const auto dot =
+          hn::ReorderWidenMulAccumulate(di, m, hn::LoadU(d, sums + k), hn::Zero(di), unused);
+      acc = hn::MulAdd(hn::ConvertTo(DF(), dot), hn::Set(DF(), factor), acc);
+    }
   }
+  HWY_INLINE float total() const { return hn::GetLane(hn::SumOfLanes(DF(), acc)); }
 };
 
 // results[t] = row . activations of token t0 + t, for t < T.
@@ -389,38 +457,174 @@ HWY_INLINE void dot_quant_row(const typename Format::Block* blocks, int64_t n_bl
   const DF32 df;
   VF32 facc[T];
   float corr[T];
+  MinTerms<(Format::kMins > 0 ? Format::kMins : 8)> mins[T];
   const int16_t* act[T];
   const float* act_d[T];
   for (int t = 0; t < T; ++t) {
     facc[t] = hn::Zero(df);
     corr[t] = 0.0f;
+    mins[t].clear();
     act[t] = qa.q_row(t0 + t);
     act_d[t] = qa.d_row(t0 + t);
   }
   for (int64_t g = 0; g < n_blocks; ++g) {
     const auto& block = blocks[g];
+    const typename Format::Info info = Format::prepare(block);
     V32 iacc[T];
-    for (int t = 0; t < T; ++t)
-      iacc[t] = hn::Zero(d32);
     const int16_t* base[T];
-    for (int t = 0; t < T; ++t)
+    for (int t = 0; t < T; ++t) {
+      iacc[t] = hn::Zero(d32);
       base[t] = act[t] + g * Format::kValues;
-    Format::visit(block, [&](size_t off, V16 w) HWY_ATTR {
+    }
+    Format::visit(block, info, [&](size_t off, V16 w) HWY_ATTR {
       for (int t = 0; t < T; ++t) {
         V32 unused = hn::Zero(d32);
         iacc[t] =
             hn::ReorderWidenMulAccumulate(d32, w, hn::LoadU(d16, base[t] + off), iacc[t], unused);
       }
     });
-    const float dw = Format::scale(block);
     for (int t = 0; t < T; ++t) {
-      facc[t] = hn::MulAdd(hn::ConvertTo(df, iacc[t]), hn::Set(df, dw * act_d[t][g]), facc[t]);
-      if constexpr (Format::kHasMin) corr[t] += Format::correction(block, qa, t0 + t, g);
+      facc[t] = hn::MulAdd(hn::ConvertTo(df, iacc[t]), hn::Set(df, info.d * act_d[t][g]), facc[t]);
+      if constexpr (Format::kMins > 0) {
+        mins[t].add(info.mins, Format::min_sums(qa, t0 + t, g), -info.dmin * act_d[t][g]);
+      }
+      if constexpr (Format::kScalarMin) corr[t] += info.m * qa.s_row(t0 + t)[g];
     }
   }
-  for (int t = 0; t < T; ++t)
+  for (int t = 0; t < T; ++t) {
     results[t] = hn::GetLane(hn::SumOfLanes(df, facc[t])) + corr[t];
+    if constexpr (Format::kMins > 0) results[t] += mins[t].total();
+  }
 }
+
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR
+// Q4_K / Q5_K on x86 SIMD targets: the weights stay unsigned bytes (q <= 31) and meet the int8
+// activations in pmaddubsw (u8 x i8 -> pairwise i16 sums, at most 2 * 31 * 127, no saturation),
+// whose i16 sums then take the sub-block scale in pmaddwd. That is half the multiplies of the
+// 16-bit path, which is what bounds Q4_K decoding on one core.
+#define FLOATLLM_K4_BYTES 1
+
+using D8 = hn::CappedTag<uint8_t, 64>;
+using V8 = hn::Vec<D8>;
+using DS8 = hn::Repartition<int8_t, D8>;
+using DP16 = hn::Repartition<int16_t, D8>;
+using DP32 = hn::Repartition<int32_t, D8>;
+using DPF = hn::Repartition<float, D8>;
+
+HWY_INLINE hn::Vec<DP16> maddubs(V8 u, hn::Vec<DS8> s) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  return hn::Vec<DP16>{_mm512_maddubs_epi16(u.raw, s.raw)};
+#elif HWY_TARGET == HWY_AVX2
+  return hn::Vec<DP16>{_mm256_maddubs_epi16(u.raw, s.raw)};
+#else
+  return hn::Vec<DP16>{_mm_maddubs_epi16(u.raw, s.raw)};
+#endif
+}
+
+template <bool kFiveBits, int T>
+HWY_INLINE void dot_k4_bytes(
+    const typename std::conditional_t<kFiveBits, BlockQ5_K, BlockQ4_K>* blocks, int64_t n_blocks,
+    const detail::QuantizedActivations& qa, int64_t t0, float* results) {
+  const D8 d8;
+  const DS8 ds8;
+  const DP16 d16;
+  const DP32 d32;
+  const DPF df;
+  constexpr size_t kLanes = hn::MaxLanes(D8());
+  const V8 mask = hn::Set(d8, 15);
+  const V8 one = hn::Set(d8, 1);
+  hn::Vec<DPF> facc[T];
+  MinTerms<8> mins[T];
+  const int8_t* act[T];
+  const float* act_d[T];
+  for (int t = 0; t < T; ++t) {
+    facc[t] = hn::Zero(df);
+    mins[t].clear();
+    act[t] = qa.q8_row(t0 + t);
+    act_d[t] = qa.d_row(t0 + t);
+  }
+#if FLOATLLM_BLOCK_PER_VECTOR
+  // Byte indices: lanes 0..15 (bytes 0..31) take scale 2c, lanes 16..31 scale 2c + 1; 0x80 zeroes
+  // the high byte of each 16-bit lane.
+  hn::Vec<D8> scale_index[4];
+  for (int c = 0; c < 4; ++c) {
+    alignas(64) uint8_t index[64];
+    for (int i = 0; i < 64; ++i) {
+      index[i] = (i % 2 != 0) ? 0x80 : static_cast<uint8_t>(2 * c + (i >= 32 ? 1 : 0));
+    }
+    scale_index[c] = hn::Load(d8, index);
+  }
+#endif
+  for (int64_t g = 0; g < n_blocks; ++g) {
+    const auto& b = blocks[g];
+    const K4Info info = prepare_k4(b.d, b.dmin, b.scales);
+    hn::Vec<DP32> iacc[T];
+    for (int t = 0; t < T; ++t)
+      iacc[t] = hn::Zero(d32);
+    const auto accumulate = [&](size_t off, V8 w, hn::Vec<DP16> scales) HWY_ATTR {
+      for (int t = 0; t < T; ++t) {
+        const auto pairs = maddubs(w, hn::LoadU(ds8, act[t] + g * 256 + off));
+        hn::Vec<DP32> unused = hn::Zero(d32);
+        iacc[t] = hn::ReorderWidenMulAccumulate(d32, pairs, scales, iacc[t], unused);
+      }
+    };
+#if FLOATLLM_BLOCK_PER_VECTOR
+    // The 8 scales in every 8-byte lane; pshufb picks scale 2c or 2c + 1 into each 16-bit lane.
+    uint64_t scale_word;
+    std::memcpy(&scale_word, info.scales, 8);
+    const auto scale_bytes = hn::BitCast(d8, hn::Set(hn::Repartition<uint64_t, D8>(), scale_word));
+#endif
+    for (int c = 0; c < 4; ++c) {
+      const auto sc_lo = static_cast<int16_t>(info.scales[2 * c]);
+      const auto sc_hi = static_cast<int16_t>(info.scales[2 * c + 1]);
+      if constexpr (kLanes >= 64) {
+        // One vector holds the 64 values of pair c: low nibbles then high nibbles.
+        const hn::Half<D8> dh;
+        const auto bytes = hn::LoadU(dh, b.qs + 32 * c);
+        auto lo = hn::And(bytes, hn::Set(dh, 15));
+        auto hi = hn::ShiftRight<4>(bytes);
+        if constexpr (kFiveBits) {
+          const auto h = hn::LoadU(dh, b.qh);
+          const auto bit = hn::Set(dh, 1);
+          lo = hn::Or(lo, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * c), bit)));
+          hi = hn::Or(hi, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * c + 1), bit)));
+        }
+#if FLOATLLM_BLOCK_PER_VECTOR
+        const auto scales = hn::BitCast(d16, hn::TableLookupBytes(scale_bytes, scale_index[c]));
+#else
+        const hn::Half<DP16> dh16;
+        const auto scales = hn::Combine(d16, hn::Set(dh16, sc_hi), hn::Set(dh16, sc_lo));
+#endif
+        accumulate(static_cast<size_t>(64 * c), hn::Combine(d8, hi, lo), scales);
+      } else {
+        for (size_t l0 = 0; l0 < 32; l0 += kLanes) {
+          const V8 bytes = hn::LoadU(d8, b.qs + 32 * c + l0);
+          V8 lo = hn::And(bytes, mask);
+          V8 hi = hn::And(hn::ShiftRight<4>(bytes), mask);
+          if constexpr (kFiveBits) {
+            const V8 h = hn::LoadU(d8, b.qh + l0);
+            lo = hn::Or(lo, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * c), one)));
+            hi = hn::Or(hi, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * c + 1), one)));
+          }
+          accumulate(static_cast<size_t>(64 * c) + l0, lo, hn::Set(d16, sc_lo));
+          accumulate(static_cast<size_t>(64 * c + 32) + l0, hi, hn::Set(d16, sc_hi));
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      facc[t] = hn::MulAdd(hn::ConvertTo(df, iacc[t]), hn::Set(df, info.d * act_d[t][g]), facc[t]);
+      mins[t].add(info.mins, qa.bsums32_row(t0 + t) + 8 * g, -info.dmin * act_d[t][g]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    results[t] = hn::GetLane(hn::SumOfLanes(df, facc[t])) + mins[t].total();
+  }
+  (void)mask;
+  (void)one;
+}
+#else
+#define FLOATLLM_K4_BYTES 0
+#endif
 
 // Walks rows in blocks and tokens in tiles; calls dot(row, t0, count, results).
 template <class Dot>
@@ -448,6 +652,21 @@ HWY_NOINLINE void matmul_quant_rows(const detail::MatmulTask& task, int64_t r0, 
   const detail::QuantizedActivations& qa = *task.qa;
   for_row_token_tiles(task, r0, r1, [&](int64_t r, int64_t t0, int count, float* results) HWY_ATTR {
     const auto* blocks = reinterpret_cast<const Block*>(task.w.row(r));
+#if FLOATLLM_K4_BYTES
+    if constexpr (std::is_same_v<Format, FormatQ4_K> || std::is_same_v<Format, FormatQ5_K>) {
+      constexpr bool kFive = std::is_same_v<Format, FormatQ5_K>;
+      switch (count) {
+        case 4:
+          return dot_k4_bytes<kFive, 4>(blocks, n_blocks, qa, t0, results);
+        case 3:
+          return dot_k4_bytes<kFive, 3>(blocks, n_blocks, qa, t0, results);
+        case 2:
+          return dot_k4_bytes<kFive, 2>(blocks, n_blocks, qa, t0, results);
+        default:
+          return dot_k4_bytes<kFive, 1>(blocks, n_blocks, qa, t0, results);
+      }
+    }
+#endif
     switch (count) {
       case 4:
         return dot_quant_row<Format, 4>(blocks, n_blocks, qa, t0, results);

@@ -24,15 +24,19 @@ struct QuantizedActivations {
   int64_t cols = 0;
   int64_t n_tokens = 0;
   int64_t group = 32;
-  std::vector<int16_t> q;      // [n_tokens][cols]
-  std::vector<float> d;        // [n_tokens][cols / group]
-  std::vector<float> s;        // [n_tokens][cols / 32], group 32 only
-  std::vector<int16_t> bsums;  // [n_tokens][cols / 16], group 256 only
+  std::vector<int16_t> q;        // [n_tokens][cols]
+  std::vector<int8_t> q8;        // the same values as int8, for u8 x i8 multiply-adds
+  std::vector<float> d;          // [n_tokens][cols / group]
+  std::vector<float> s;          // [n_tokens][cols / 32], group 32 only
+  std::vector<int16_t> bsums;    // [n_tokens][cols / 16], group 256 only
+  std::vector<int16_t> bsums32;  // [n_tokens][cols / 32], group 256 only: sums of 32 values
 
   const int16_t* q_row(int64_t t) const { return q.data() + t * cols; }
+  const int8_t* q8_row(int64_t t) const { return q8.data() + t * cols; }
   const float* d_row(int64_t t) const { return d.data() + t * (cols / group); }
   const float* s_row(int64_t t) const { return s.data() + t * (cols / 32); }
   const int16_t* bsums_row(int64_t t) const { return bsums.data() + t * (cols / 16); }
+  const int16_t* bsums32_row(int64_t t) const { return bsums32.data() + t * (cols / 32); }
 };
 
 // ggml's nearest_int: round half to even through the float mantissa, valid for |x| < 2^22.
@@ -86,25 +90,50 @@ inline void quantize_q8_k_block(const float* x, int16_t* q, float* d_out, int16_
   *d_out = 1.0f / iscale;
 }
 
-inline void quantize_activations(const float* x, int64_t cols, int64_t n_tokens, int64_t group,
-                                 QuantizedActivations& out) {
-  out.cols = cols;
-  out.n_tokens = n_tokens;
-  out.group = group;
-  const auto total = static_cast<size_t>(cols * n_tokens);
-  out.q.resize(total);
-  out.d.resize(total / static_cast<size_t>(group));
-  if (group == 32) {
-    out.s.resize(total / 32);
-    for (size_t b = 0; b < total / 32; ++b) {
-      quantize_q8_0_block(x + 32 * b, out.q.data() + 32 * b, &out.d[b], &out.s[b]);
+inline void quantize_token_rows(const float* x, int64_t t_begin, int64_t t_end,
+                                QuantizedActivations& qa) {
+  const int64_t cols = qa.cols;
+  if (qa.group == 32) {
+    for (int64_t b = t_begin * cols / 32; b < t_end * cols / 32; ++b) {
+      quantize_q8_0_block(x + 32 * b, qa.q.data() + 32 * b, &qa.d[static_cast<size_t>(b)],
+                          &qa.s[static_cast<size_t>(b)]);
     }
   } else {
-    out.bsums.resize(total / 16);
-    for (size_t b = 0; b < total / 256; ++b) {
-      quantize_q8_k_block(x + 256 * b, out.q.data() + 256 * b, &out.d[b], &out.bsums[16 * b]);
+    for (int64_t b = t_begin * cols / 256; b < t_end * cols / 256; ++b) {
+      int16_t* bsums = qa.bsums.data() + 16 * b;
+      quantize_q8_k_block(x + 256 * b, qa.q.data() + 256 * b, &qa.d[static_cast<size_t>(b)], bsums);
+      for (int j = 0; j < 8; ++j) {
+        qa.bsums32[static_cast<size_t>(8 * b + j)] =
+            static_cast<int16_t>(bsums[2 * j] + bsums[2 * j + 1]);
+      }
     }
   }
+  for (int64_t i = t_begin * cols; i < t_end * cols; ++i) {
+    qa.q8[static_cast<size_t>(i)] = static_cast<int8_t>(qa.q[static_cast<size_t>(i)]);
+  }
+}
+
+inline void resize_activations(int64_t cols, int64_t n_tokens, int64_t group,
+                               QuantizedActivations& qa) {
+  qa.cols = cols;
+  qa.n_tokens = n_tokens;
+  qa.group = group;
+  const auto total = static_cast<size_t>(cols * n_tokens);
+  qa.q.resize(total);
+  qa.q8.resize(total);
+  qa.d.resize(total / static_cast<size_t>(group));
+  if (group == 32) {
+    qa.s.resize(total / 32);
+  } else {
+    qa.bsums.resize(total / 16);
+    qa.bsums32.resize(total / 32);
+  }
+}
+
+inline void quantize_activations(const float* x, int64_t cols, int64_t n_tokens, int64_t group,
+                                 QuantizedActivations& out) {
+  resize_activations(cols, n_tokens, group, out);
+  quantize_token_rows(x, 0, n_tokens, out);
 }
 
 // The activation group a weight type's integer dot product uses; 0 for float weights.
