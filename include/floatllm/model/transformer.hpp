@@ -92,8 +92,7 @@ class Transformer final : public Model {
       kernels::rms_norm(ws.x.get() + (first_row + r) * c.dim, norm, c.dim, c.norm_eps,
                         ws.final_norm.get() + r * c.dim);
     }
-    kernels::matmul(matrix(weights, *tensors_.output), ws.final_norm.get(), rows, logits.data(),
-                    ctx.pool);
+    output_head(weights, ws.final_norm.get(), rows, logits.data(), ctx.pool);
     weights.end_layer(c.n_layers);
     if (c.final_softcap > 0) kernels::softcap(logits.data(), rows * c.vocab_size, c.final_softcap);
     Taps{ctx.trace, rows, first_pos + first_row}(c.n_layers, "logits", logits.data(), c.vocab_size);
@@ -134,6 +133,34 @@ class Transformer final : public Model {
     if (static_cast<int64_t>(logits.size()) < rows * config_.vocab_size) {
       fail("logits buffer of ", logits.size(), " floats is smaller than ", rows, " x ",
            config_.vocab_size);
+    }
+  }
+
+  // logits = output · final_norm, in blocks of rows when the weight source streams the head in
+  // pieces; each logit is the same dot product either way.
+  void output_head(WeightSource& weights, const float* in, int64_t rows, float* logits,
+                   ThreadPool& pool) const {
+    const GgufTensor& head = *tensors_.output;
+    const int64_t vocab = config_.vocab_size;
+    const int64_t block = std::clamp<int64_t>(weights.row_block(head), 1, vocab);
+    if (block == vocab) {
+      kernels::matmul(matrix(weights, head), in, rows, logits, pool);
+      return;
+    }
+    std::vector<float> part(rows > 1 ? static_cast<std::size_t>(rows * block) : 0);
+    for (int64_t first = 0; first < vocab; first += block) {
+      const int64_t count = std::min(block, vocab - first);
+      const MatrixView piece{head.type, count, static_cast<int64_t>(head.ne[0]),
+                             weights.rows(head, first, count), head.row_bytes()};
+      if (rows == 1) {
+        kernels::matmul(piece, in, 1, logits + first, pool);
+        continue;
+      }
+      kernels::matmul(piece, in, rows, part.data(), pool);
+      for (int64_t r = 0; r < rows; ++r) {
+        std::copy(part.begin() + r * count, part.begin() + (r + 1) * count,
+                  logits + r * vocab + first);
+      }
     }
   }
 

@@ -136,6 +136,16 @@ class WeightSource {
   virtual const std::byte* data(const GgufTensor& tensor) = 0;
   // The bytes of expert `expert` of a stacked expert tensor [cols, rows, n_experts].
   virtual const std::byte* expert_data(const GgufTensor& tensor, int64_t expert) = 0;
+  // The most rows of a matrix the forward pass may take at once through rows(): less than all of
+  // them when a streaming source reads a matrix larger than its buffers piece by piece (the
+  // output head of a large vocabulary). Only the output head is read this way.
+  virtual int64_t row_block(const GgufTensor& tensor) { return static_cast<int64_t>(tensor.ne[1]); }
+  // Rows [first, first + count) of a matrix, count <= row_block(); asked for in increasing order,
+  // valid until the next rows() call or end_layer.
+  virtual const std::byte* rows(const GgufTensor& tensor, int64_t first, int64_t count) {
+    static_cast<void>(count);
+    return data(tensor) + static_cast<uint64_t>(first) * tensor.row_bytes();
+  }
 };
 
 // All weights stay in the memory mapping of the file.
