@@ -78,6 +78,15 @@ std::vector<Variant> variants(const Model& model) {
   add("all layers, ring of three layers, small chunks", all, 3 * largest, false, 8192);
   add("odd layers and head", alternate, 2 * largest, false, 1 << 20);
   add("all layers, buffered reads", all, 2 * largest, true, 1 << 20);
+  // The head in pieces of about a third of its rows, in a ring sized for the other layers.
+  uint64_t largest_layer = 0;
+  for (int64_t l = 0; l < n; ++l)
+    largest_layer = std::max(largest_layer, layout.unit(l).read_bytes);
+  const GgufTensor& head = *model.tensors().output;
+  const int64_t third = static_cast<int64_t>(head.ne[1]) / 3 + 1;
+  const uint64_t piece = make_row_piece(n, head, 0, third).read_bytes;
+  add("head in three pieces", all, std::max(largest_layer, 2 * piece), false, 1 << 20);
+  list.back().options.head_rows_per_piece = third;
   return list;
 }
 

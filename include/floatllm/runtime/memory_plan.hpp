@@ -102,6 +102,7 @@ struct LayerPlacement {
   uint64_t bytes = 0;
   uint64_t read_bytes = 0;
   bool streamed = false;
+  uint64_t piece_bytes = 0;  // a head streamed in pieces: the read of one piece (else read_bytes)
 };
 
 class MemoryPlan {
@@ -124,8 +125,9 @@ class MemoryPlan {
   int64_t expert_cache_entries = 0;
   int64_t total_experts = 0;
   uint64_t ring_bytes = 0;
-  int64_t ring_slots = 0;      // streamed layers the ring holds at once
-  int64_t prefetch_depth = 0;  // layers read ahead while one is computed
+  int64_t head_rows_per_piece = 0;  // a streamed head larger than a slot is read in pieces
+  int64_t ring_slots = 0;           // streamed layers the ring holds at once
+  int64_t prefetch_depth = 0;       // layers read ahead while one is computed
   uint64_t streamed_bytes_per_token = 0;
   uint64_t minimum_budget = 0;
   bool drop_embedding_pages = true;
@@ -146,6 +148,7 @@ class MemoryPlan {
     for (const LayerPlacement& l : layers)
       o.streamed.push_back(l.streamed);
     o.ring_bytes = ring_bytes;
+    o.head_rows_per_piece = head_rows_per_piece;
     o.drop_embedding_pages = drop_embedding_pages;
     o.stream_experts = experts_streamed;
     o.expert_cache_bytes = components.expert_cache;
@@ -332,7 +335,10 @@ inline Prediction predict(const std::vector<LayerPlacement>& layers, uint64_t ri
   for (std::size_t i = 0; i < streamed.size(); ++i) {
     const LayerPlacement& now = *streamed[i];
     const LayerPlacement& next = *streamed[(i + 1) % streamed.size()];
-    if (streamed.size() == 1 || now.read_bytes + next.read_bytes > ring) {
+    const auto piece = [](const LayerPlacement& l) {
+      return l.piece_bytes > 0 ? l.piece_bytes : l.read_bytes;
+    };
+    if (streamed.size() == 1 || piece(now) + piece(next) > ring) {
       p.total += static_cast<double>(now.bytes) / memory;
     }
   }
@@ -386,13 +392,14 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
   std::vector<LayerPlacement> units;
   for (int64_t l = 0; l <= n; ++l) {
     const WeightUnit& u = layout.unit(l);
-    units.push_back({l, u.tensor_bytes, u.read_bytes, false});
+    units.push_back({l, u.tensor_bytes, u.read_bytes, false, 0});
   }
   uint64_t dense_bytes = 0;
   uint64_t largest_read = 0;
   for (const LayerPlacement& u : units) {
     dense_bytes += u.bytes;
-    largest_read = std::max(largest_read, u.read_bytes);
+    // The head is not counted: it can be read in pieces as small as the ring needs.
+    if (u.layer < n) largest_read = std::max(largest_read, u.read_bytes);
   }
 
   // Experts: all resident with the rest when everything fits; otherwise read on demand into a
@@ -421,6 +428,11 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
   if (request.budget < plan.minimum_budget) return refuse();
 
   const uint64_t for_weights = request.budget - fixed_total;
+  const GgufTensor* head_tensor = model.tensors().output;
+  const auto head_piece_rows = [&](uint64_t ring) {
+    const int64_t half = rows_fitting(*head_tensor, ring / 2);
+    return half > 0 ? half : rows_fitting(*head_tensor, ring);
+  };
   plan.components = fixed;
   plan.drop_embedding_pages = true;
 
@@ -462,10 +474,16 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
       std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
         return placed[a].bytes > placed[b].bytes;
       });
+      // The head may be larger than a slot: it is then read in pieces of half the ring.
+      const int64_t piece_rows = head_piece_rows(ring);
       for (std::size_t i : order) {
         if (resident + ring <= for_dense) break;
-        if (placed[i].read_bytes > slot) continue;
+        const bool is_head = placed[i].layer == n;
+        if (placed[i].read_bytes > slot && !(is_head && piece_rows > 0)) continue;
         placed[i].streamed = true;
+        if (is_head && placed[i].read_bytes > slot) {
+          placed[i].piece_bytes = make_row_piece(n, *head_tensor, 0, piece_rows).read_bytes;
+        }
         resident -= placed[i].bytes;
       }
       if (resident + ring > for_dense) continue;
@@ -509,6 +527,10 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
   for (const LayerPlacement& l : plan.layers) {
     if (l.streamed) {
       plan.streamed_bytes_per_token += l.read_bytes;
+      if (l.piece_bytes > 0) {
+        plan.head_rows_per_piece = head_piece_rows(best_ring);
+        continue;
+      }
       largest_streamed = std::max(largest_streamed, l.read_bytes);
     } else {
       plan.components.resident_weights += l.bytes;

@@ -39,6 +39,8 @@ struct StreamingOptions {
   // Indexed by layer 0 .. n_layers (the last entry is the output head); true = stream it.
   std::vector<bool> streamed;
   uint64_t ring_bytes = 0;
+  // A streamed output head larger than the ring is read in pieces of this many rows (0: whole).
+  int64_t head_rows_per_piece = 0;
   // The embedding's rows are dropped from memory after each batch (false when the tied output
   // head keeps the whole matrix resident anyway).
   bool drop_embedding_pages = true;
@@ -71,14 +73,29 @@ class StreamingWeightSource final : public WeightSource {
       fail("streaming options list ", options_.streamed.size(), " layers; the model has ",
            n_layers_, " and an output head");
     }
+    head_tensor_ = model.tensors().output;
+    const auto head_rows = static_cast<int64_t>(head_tensor_->ne[1]);
+    split_head_ = is_streamed(n_layers_) && options_.head_rows_per_piece > 0 &&
+                  options_.head_rows_per_piece < head_rows;
     for (int64_t l = 0; l <= n_layers_; ++l) {
       if (!is_streamed(l)) continue;
-      const WeightUnit& unit = layout_.unit(l);
-      if (unit.read_bytes > options_.ring_bytes) {
-        fail("the streaming ring of ", options_.ring_bytes, " bytes cannot hold layer ", l, " (",
-             unit.read_bytes, " bytes)");
+      if (l == n_layers_ && split_head_) {
+        for (int64_t first = 0, part = 0; first < head_rows;
+             first += options_.head_rows_per_piece, ++part) {
+          head_pieces_.push_back(make_row_piece(
+              l, *head_tensor_, first, std::min(options_.head_rows_per_piece, head_rows - first)));
+          order_.push_back({l, part});
+        }
+      } else {
+        order_.push_back({l, 0});
       }
-      order_.push_back(l);
+    }
+    for (const Piece& piece : order_) {
+      const WeightUnit& unit = unit_of(piece);
+      if (unit.read_bytes > options_.ring_bytes) {
+        fail("the streaming ring of ", options_.ring_bytes, " bytes cannot hold layer ",
+             piece.layer, " (", unit.read_bytes, " bytes)");
+      }
     }
     if (!order_.empty()) ring_ = AlignedBuffer(options_.ring_bytes);
     if (options_.stream_experts) setup_expert_cache();
@@ -106,32 +123,7 @@ class StreamingWeightSource final : public WeightSource {
     // A forward pass that failed midway left its layer open.
     if (active_ != kNone) release_active();
     active_ = layer;
-    if (!is_streamed(layer)) return;
-    while (!queue_.empty() && queue_.front().layer != layer) {
-      if (!queued(layer)) {
-        discard_queue();
-        break;
-      }
-      discard_front();
-    }
-    if (queue_.empty()) {
-      next_in_order_ = position_in_order(layer);
-      fill();
-    }
-    if (queue_.empty() || queue_.front().layer != layer) {
-      fail("internal: layer ", layer, " could not be scheduled in the streaming ring");
-    }
-    const auto start = std::chrono::steady_clock::now();
-    try {
-      reader_->wait(queue_.front().ticket);
-    } catch (const Error&) {
-      discard_queue();
-      active_ = kNone;
-      throw;
-    }
-    stats_.io_wait_seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    fill();
+    if (is_streamed(layer)) acquire({layer, 0});
   }
 
   void end_layer(int64_t layer) override {
@@ -139,11 +131,36 @@ class StreamingWeightSource final : public WeightSource {
   }
 
   const std::byte* data(const GgufTensor& tensor) override {
-    if (is_streamed(active_) && !queue_.empty() && queue_.front().layer == active_) {
-      if (const UnitTensor* t = layout_.unit(active_).find(tensor))
+    if (is_streamed(active_) && !queue_.empty() && queue_.front().piece.layer == active_) {
+      if (const UnitTensor* t = unit_of(queue_.front().piece).find(tensor))
         return ring_.data() + queue_.front().offset + t->buffer_offset;
     }
     return tensor.data.data();
+  }
+
+  int64_t row_block(const GgufTensor& tensor) override {
+    if (split_head_ && &tensor == head_tensor_) return options_.head_rows_per_piece;
+    return static_cast<int64_t>(tensor.ne[1]);
+  }
+
+  const std::byte* rows(const GgufTensor& tensor, int64_t first, int64_t count) override {
+    if (!split_head_ || &tensor != head_tensor_ || active_ != n_layers_) {
+      return data(tensor) + static_cast<uint64_t>(first) * tensor.row_bytes();
+    }
+    const int64_t block = options_.head_rows_per_piece;
+    if (first % block != 0 || count > block) {
+      fail("rows ", first, "..", first + count - 1, " of '", tensor.name,
+           "' are not one streamed piece of ", block, " rows");
+    }
+    const Piece piece{n_layers_, first / block};
+    if (queue_.empty() || !(queue_.front().piece == piece)) {
+      if (!queue_.empty() && queue_.front().piece.layer == n_layers_ &&
+          queue_.front().piece.part < piece.part) {
+        pop_front();
+      }
+      acquire(piece);
+    }
+    return ring_.data() + queue_.front().offset + unit_of(piece).tensors.front().buffer_offset;
   }
 
   const std::byte* expert_data(const GgufTensor& tensor, int64_t expert) override {
@@ -175,8 +192,15 @@ class StreamingWeightSource final : public WeightSource {
  private:
   static constexpr int64_t kNone = std::numeric_limits<int64_t>::min();
 
+  // A streamed layer, or one piece of a head read in pieces.
+  struct Piece {
+    int64_t layer = 0;
+    int64_t part = 0;
+    bool operator==(const Piece&) const = default;
+  };
+
   struct Loaded {
-    int64_t layer;
+    Piece piece;
     uint64_t offset;  // in the ring
     uint64_t size;
     DirectReader::Ticket ticket;
@@ -190,27 +214,65 @@ class StreamingWeightSource final : public WeightSource {
     std::vector<uint64_t> slice_offsets;
   };
 
+  const WeightUnit& unit_of(const Piece& piece) const {
+    if (piece.layer == n_layers_ && split_head_)
+      return head_pieces_[static_cast<std::size_t>(piece.part)];
+    return layout_.unit(piece.layer);
+  }
+
+  // Makes `piece` the front of the queue, its bytes read: what was read ahead for other pieces
+  // before it is dropped (a misprediction), and reading starts from it when it was not ahead.
+  void acquire(const Piece& piece) {
+    while (!queue_.empty() && !(queue_.front().piece == piece)) {
+      if (!queued(piece)) {
+        discard_queue();
+        break;
+      }
+      discard_front();
+    }
+    if (queue_.empty()) {
+      next_in_order_ = position_in_order(piece);
+      fill();
+    }
+    if (queue_.empty() || !(queue_.front().piece == piece)) {
+      fail("internal: layer ", piece.layer, " could not be scheduled in the streaming ring");
+    }
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      reader_->wait(queue_.front().ticket);
+    } catch (const Error&) {
+      discard_queue();
+      active_ = kNone;
+      throw;
+    }
+    stats_.io_wait_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    fill();
+  }
+
   void release_active() {
     const int64_t layer = std::exchange(active_, kNone);
     if (layer == -1 && options_.drop_embedding_pages) drop_mapped_pages(layout_.embedding);
-    if (is_streamed(layer) && !queue_.empty() && queue_.front().layer == layer) {
-      queue_.pop_front();
-      if (queue_.empty()) ring_head_ = 0;
-      fill();
-    }
+    if (is_streamed(layer) && !queue_.empty() && queue_.front().piece.layer == layer) pop_front();
+  }
+
+  void pop_front() {
+    queue_.pop_front();
+    if (queue_.empty()) ring_head_ = 0;
+    fill();
   }
 
   // Schedules reads of the next streamed layers for as long as the ring has room.
   void fill() {
     while (queue_.size() < order_.size()) {
-      const int64_t layer = order_[next_in_order_];
-      const WeightUnit& unit = layout_.unit(layer);
+      const Piece piece = order_[next_in_order_];
+      const WeightUnit& unit = unit_of(piece);
       const auto offset = allocate(unit.read_bytes);
       if (!offset) return;
       std::vector<DirectReader::Range> ranges;
       for (const FileExtent& e : unit.extents)
         ranges.push_back({e.offset, e.length, ring_.data() + *offset + e.buffer_offset});
-      queue_.push_back({layer, *offset, unit.read_bytes, reader_->submit(ranges)});
+      queue_.push_back({piece, *offset, unit.read_bytes, reader_->submit(ranges)});
       ring_head_ = *offset + unit.read_bytes;
       next_in_order_ = (next_in_order_ + 1) % order_.size();
       ++stats_.layers_loaded;
@@ -231,9 +293,9 @@ class StreamingWeightSource final : public WeightSource {
     return std::nullopt;
   }
 
-  bool queued(int64_t layer) const {
+  bool queued(const Piece& piece) const {
     for (const Loaded& l : queue_) {
-      if (l.layer == layer) return true;
+      if (l.piece == piece) return true;
     }
     return false;
   }
@@ -255,11 +317,11 @@ class StreamingWeightSource final : public WeightSource {
       discard_front();
   }
 
-  std::size_t position_in_order(int64_t layer) const {
+  std::size_t position_in_order(const Piece& piece) const {
     for (std::size_t i = 0; i < order_.size(); ++i) {
-      if (order_[i] == layer) return i;
+      if (order_[i] == piece) return i;
     }
-    fail("internal: layer ", layer, " is not streamed");
+    fail("internal: layer ", piece.layer, " is not streamed");
   }
 
   void drop_mapped_pages(const WeightUnit& unit) {
@@ -352,7 +414,10 @@ class StreamingWeightSource final : public WeightSource {
   WeightLayout layout_;
   StreamingOptions options_;
   int64_t n_layers_;
-  std::vector<int64_t> order_;  // streamed layers in the order the forward pass uses them
+  std::vector<Piece> order_;  // streamed layers in the order the forward pass uses them
+  const GgufTensor* head_tensor_ = nullptr;
+  bool split_head_ = false;
+  std::vector<WeightUnit> head_pieces_;
   // The buffers outlive the reader, whose threads may still be writing into them.
   AlignedBuffer ring_;
   AlignedBuffer expert_arena_;

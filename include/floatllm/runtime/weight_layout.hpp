@@ -77,6 +77,29 @@ inline WeightUnit make_weight_unit(int64_t layer, std::vector<const GgufTensor*>
   return unit;
 }
 
+// Rows [first, first + count) of a matrix as a unit of their own: how the streaming source reads an
+// output head larger than its ring, piece by piece.
+inline WeightUnit make_row_piece(int64_t layer, const GgufTensor& t, int64_t first, int64_t count) {
+  WeightUnit unit;
+  unit.layer = layer;
+  const uint64_t start = t.file_offset + static_cast<uint64_t>(first) * t.row_bytes();
+  const uint64_t bytes = static_cast<uint64_t>(count) * t.row_bytes();
+  const uint64_t begin = align_down(start, kDirectIoAlignment);
+  const uint64_t end = align_up(start + bytes, kDirectIoAlignment);
+  unit.extents.push_back({begin, end - begin, 0});
+  unit.tensors.push_back({&t, start - begin});
+  unit.tensor_bytes = bytes;
+  unit.read_bytes = end - begin;
+  return unit;
+}
+
+// The most rows of `t` whose aligned read fits in `bytes` (0 when not even one does).
+inline int64_t rows_fitting(const GgufTensor& t, uint64_t bytes) {
+  const uint64_t slack = 2 * kDirectIoAlignment;
+  if (bytes <= slack) return 0;
+  return static_cast<int64_t>(std::min<uint64_t>((bytes - slack) / t.row_bytes(), t.ne[1]));
+}
+
 // The stacked expert tensors of a layer ([cols, rows, n_experts]) and the bytes of one expert.
 struct ExpertLayout {
   std::vector<const GgufTensor*> tensors;  // gate, up, down
