@@ -336,8 +336,9 @@ const GgmlType kMatmulTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16,
 //      sums are exact, only per-block float scaling and accumulation round. Q4_1 / Q5_1 also use
 //      Q8_1's block sum s = f16(d * sum q), as llama.cpp does: its two f16 roundings add up to
 //      |m| * |s| * 2^-10 per block;
-//  (2) with the float activations, additionally sum |w_i| * step_i / 2, the worst case of
-//      rounding each activation to its Q8 grid (step = the block's scale d).
+//  (2) with the float activations, additionally sum |w_i| * step_i * (1/2 + 127 * 2^-11), the
+//      worst case of rounding each activation to its Q8 grid (step = amax / 127) with Q8_0's scale
+//      stored as f16.
 // Tokens are processed in tiles; each token of a batch must equal the token computed alone up to
 // the compiler's choice of fused multiply-adds in the different tile instantiations (1e-6).
 TEST_P(KernelsOnTarget, MatmulEveryTypeMatchesDequantizedReference) {
@@ -372,7 +373,10 @@ TEST_P(KernelsOnTarget, MatmulEveryTypeMatchesDequantizedReference) {
                 for (int64_t k = g0; k < g0 + group; ++k) {
                   amax = std::max(amax, std::fabs(x[static_cast<size_t>(t * cols + k)]));
                 }
-                quantization += std::fabs(row[c]) * amax / 127.0 / 2.0;
+                // Half a step, plus Q8_0's f16 scale rounding (2^-11 relative) times |q| <= 127.
+                const double step = amax / 127.0;
+                const double scale_rounding = group == 32 ? 127.0 * std::ldexp(1.0, -11) : 0.0;
+                quantization += std::fabs(row[c]) * step * (0.5 + scale_rounding);
               }
             }
             if (type == GgmlType::Q4_1 || type == GgmlType::Q5_1) {

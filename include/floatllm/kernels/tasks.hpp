@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "floatllm/core/tensor.hpp"
@@ -39,21 +40,26 @@ struct QuantizedActivations {
   const int16_t* bsums32_row(int64_t t) const { return bsums32.data() + t * (cols / 32); }
 };
 
-// ggml's nearest_int: round half to even through the float mantissa, valid for |x| < 2^22.
+// Round half to even by adding 1.5 * 2^23, which leaves the integer in the low mantissa bits
+// (ggml's nearest_int); valid for |x| < 2^22. No libm call, the same in every rounding mode.
 inline int round_to_int(float x) {
-  return static_cast<int>(std::nearbyint(x));
+  const float shifted = x + 12582912.0f;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, sizeof(bits));
+  return (bits & 0x007fffff) - 0x00400000;
 }
 
-// Q8_0 / Q8_1 of one 32-value block, as quantize_row_q8_1_ref computes it.
+// Q8_0 / Q8_1 of one 32-value block as llama.cpp's x86 code computes it (round half to even,
+// scale 127 / amax), which is what produced the reference logits.
 inline void quantize_q8_0_block(const float* x, int16_t* q, float* d_out, float* s_out) {
   float amax = 0.0f;
   for (int i = 0; i < 32; ++i)
     amax = std::max(amax, std::fabs(x[i]));
   const float d = amax / 127.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
   int sum = 0;
   for (int i = 0; i < 32; ++i) {
-    q[i] = static_cast<int16_t>(std::round(x[i] * id));
+    q[i] = static_cast<int16_t>(round_to_int(x[i] * id));
     sum += q[i];
   }
   *d_out = fp16_to_f32(f32_to_fp16(d));
