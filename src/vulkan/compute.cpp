@@ -42,10 +42,15 @@ constexpr uint32_t kGatherRows[] = {
 constexpr uint32_t kScaleAddRows[] = {
 #include "shaders/scale_add_rows.spv.inc"
 };
+constexpr uint32_t kQuantizeActivations[] = {
+#include "shaders/quantize_activations.spv.inc"
+};
 
-constexpr std::array<std::span<const uint32_t>, static_cast<std::size_t>(Shader::kCount)> kSpirv{
-    kMatmul, kRmsNorm, kRope,    kAttention,  kStoreKv,
-    kGlu,    kAdd,     kSoftmax, kGatherRows, kScaleAddRows};
+// In the order of the Shader enum.
+constexpr std::span<const uint32_t> kSpirv[] = {
+    kMatmul,  kRmsNorm,    kRope,         kAttention,          kStoreKv, kGlu, kAdd,
+    kSoftmax, kGatherRows, kScaleAddRows, kQuantizeActivations};
+static_assert(std::size(kSpirv) == static_cast<std::size_t>(Shader::kCount));
 
 constexpr uint32_t kMaxGroups = 65535;  // the smallest maxComputeWorkGroupCount Vulkan allows
 
@@ -76,7 +81,7 @@ Pipelines::Pipelines(Device& device) : device_(device) {
   check(vkCreatePipelineLayout(device.handle(), &layout_info, nullptr, &layout_),
         "vkCreatePipelineLayout");
 
-  for (std::size_t s = 0; s < kSpirv.size(); ++s) {
+  for (std::size_t s = 0; s < std::size(kSpirv); ++s) {
     VkShaderModuleCreateInfo info{};
     info.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO;
     info.codeSize = kSpirv[s].size_bytes();
@@ -97,6 +102,7 @@ Pipelines::~Pipelines() {
 }
 
 VkPipeline Pipelines::get(Shader shader, uint32_t constant0, uint32_t constant1) {
+  const std::lock_guard guard(mutex_);
   const auto key = std::make_tuple(shader, constant0, constant1);
   if (const auto found = pipelines_.find(key); found != pipelines_.end()) return found->second;
 
@@ -129,6 +135,19 @@ Context::Context(int device_index)
       host_memory(device, MemoryKind::kHost),
       pipelines(device),
       placeholder(device_memory.allocate(16, "a placeholder binding")) {}
+
+std::shared_ptr<Context> shared_context(int index) {
+  static std::mutex mutex;
+  static std::map<int, std::weak_ptr<Context>> contexts;
+  const std::lock_guard guard(mutex);
+  std::weak_ptr<Context>& slot = contexts[index];
+  std::shared_ptr<Context> context = slot.lock();
+  if (!context) {
+    context = std::make_shared<Context>(index);
+    slot = context;
+  }
+  return context;
+}
 
 CommandStream::CommandStream(Context& context) : context_(context) {
   VkDevice device = context.device.handle();

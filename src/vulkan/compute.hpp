@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <initializer_list>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <tuple>
 
 #include "device.hpp"
@@ -28,6 +30,7 @@ enum class Shader {
   kSoftmax,
   kGatherRows,
   kScaleAddRows,
+  kQuantizeActivations,
   kCount,
 };
 
@@ -42,6 +45,7 @@ class Pipelines {
   Pipelines& operator=(const Pipelines&) = delete;
 
   // The pipeline of `shader` with specialization constants 0 and 1, built on first use.
+  // Thread-safe: backends on one device share their pipelines.
   VkPipeline get(Shader shader, uint32_t constant0, uint32_t constant1);
   VkPipelineLayout layout() const { return layout_; }
   VkDescriptorSetLayout set_layout() const { return set_layout_; }
@@ -52,6 +56,7 @@ class Pipelines {
   VkPipelineLayout layout_ = VK_NULL_HANDLE;
   VkShaderModule modules_[static_cast<int>(Shader::kCount)] = {};
   std::map<std::tuple<Shader, uint32_t, uint32_t>, VkPipeline> pipelines_;
+  std::mutex mutex_;
 };
 
 // A device with its memory pools and pipelines: what every computation needs.
@@ -65,6 +70,10 @@ class Context {
   Pipelines pipelines;
   Buffer placeholder;  // bound to the bindings a shader does not use
 };
+
+// The context of device `index` (-1: the best), shared by everyone who asks while one is alive,
+// so that backends on one device share its memory and compile each pipeline once.
+std::shared_ptr<Context> shared_context(int index);
 
 // Records dispatches and copies in order, each one waiting for everything recorded before it
 // (the layers are a chain of dependent steps), and submits them to the compute queue on finish().

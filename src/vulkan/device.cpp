@@ -48,7 +48,10 @@ const char* result_name(VkResult result) {
 }
 
 void check(VkResult result, const char* what) {
-  if (result != VK_SUCCESS) fail("Vulkan: ", what, " failed with ", result_name(result));
+  if (result != VK_SUCCESS) {
+    fail("Vulkan: ", what, " failed with ", result_name(result), " (", static_cast<int>(result),
+         ")");
+  }
 }
 
 namespace {

@@ -40,6 +40,25 @@ GgmlType ggml_type_of(WeightFormat format) {
   return GgmlType::F32;
 }
 
+uint32_t activation_group(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q8_0:
+      return 32;
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K:
+      return 256;
+    default:
+      return 0;
+  }
+}
+
 namespace ops {
 
 namespace {
@@ -56,14 +75,28 @@ constexpr uint32_t kMatmulTokens = 8;
 
 }  // namespace
 
+void quantize_activations(CommandStream& s, const Buffer& x, uint64_t n, uint32_t group,
+                          const Buffer& y) {
+  struct {
+    uint32_t blocks, group;
+  } push{static_cast<uint32_t>(n / group), group};
+  s.dispatch({Shader::kQuantizeActivations}, {&x, &y}, push, groups_for(n / group));
+}
+
 void matmul(CommandStream& s, const DeviceMatrix& w, const Buffer& x, uint32_t n_tokens,
-            const Buffer& y) {
+            const Buffer& y, const Buffer* scratch) {
+  const Buffer* input = &x;
+  if (w.activation_group > 0) {
+    if (scratch == nullptr) fail("Vulkan matmul: quantized activations need a scratch buffer");
+    quantize_activations(s, x, uint64_t{n_tokens} * w.cols, w.activation_group, *scratch);
+    input = scratch;
+  }
   struct {
     uint32_t rows, cols, row_bytes, n_tokens;
   } push{w.rows, w.cols, w.row_bytes, n_tokens};
   const uint32_t tokens = n_tokens == 1 ? 1 : kMatmulTokens;
-  s.dispatch({Shader::kMatmul, static_cast<uint32_t>(w.format), tokens}, {&w.buffer, &x, &y}, push,
-             w.rows, (n_tokens + tokens - 1) / tokens);
+  s.dispatch({Shader::kMatmul, static_cast<uint32_t>(w.format), tokens}, {&w.buffer, input, &y},
+             push, w.rows, (n_tokens + tokens - 1) / tokens);
 }
 
 void rms_norm(CommandStream& s, const Buffer& x, const Buffer* weight, uint32_t rows,

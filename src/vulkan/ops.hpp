@@ -18,10 +18,15 @@ enum class WeightFormat : uint32_t { kF32 = 0, kF16 = 1, kQ8_0 = 2, kQ4_K = 3, k
 WeightFormat device_format(GgmlType type);
 GgmlType ggml_type_of(WeightFormat format);
 
+// The block size (32 or 256) in which the CPU quantizes activations for weights of `type`, as
+// llama.cpp does; 0 when it multiplies them as floats.
+uint32_t activation_group(GgmlType type);
+
 // rows x cols weights, row r at byte r * row_bytes of `buffer`.
 struct DeviceMatrix {
   Buffer buffer;
   WeightFormat format = WeightFormat::kF32;
+  uint32_t activation_group = 0;  // of the file's type, which may differ from `format`
   uint32_t rows = 0;
   uint32_t cols = 0;
   uint32_t row_bytes = 0;
@@ -55,9 +60,13 @@ inline constexpr uint32_t kMaxHeadDim = 512;
 
 namespace ops {
 
-// y[t][r] = sum_c w[r][c] * x[t][c], t < n_tokens.
+// y[t][r] = sum_c w[r][c] * x[t][c], t < n_tokens. When w.activation_group > 0, x is first
+// quantized into `scratch` (n_tokens * w.cols floats) as the CPU does.
 void matmul(CommandStream& s, const DeviceMatrix& w, const Buffer& x, uint32_t n_tokens,
-            const Buffer& y);
+            const Buffer& y, const Buffer* scratch = nullptr);
+// y = each `group`-value block of x replaced by its 8-bit quantization (Q8_0 or Q8_K).
+void quantize_activations(CommandStream& s, const Buffer& x, uint64_t n, uint32_t group,
+                          const Buffer& y);
 // out[r] = x[r] / rms(x[r]) * weight for rows of `width`; weight may be null; out may be x.
 void rms_norm(CommandStream& s, const Buffer& x, const Buffer* weight, uint32_t rows,
               uint32_t width, float eps, const Buffer& out);

@@ -11,6 +11,7 @@
 #include "compute.hpp"
 #include "floatllm/backend/vulkan/vulkan_backend.hpp"
 #include "floatllm/core/error.hpp"
+#include "floatllm/kernels/tasks.hpp"
 #include "floatllm/quant/dequantize.hpp"
 #include "floatllm/quant/half.hpp"
 #include "ops.hpp"
@@ -224,6 +225,39 @@ INSTANTIATE_TEST_SUITE_P(
                     MatmulCase{GgmlType::Q8_0, 33, 224}, MatmulCase{GgmlType::Q4_K, 19, 768},
                     MatmulCase{GgmlType::Q6_K, 21, 512}),
     [](const auto& info) { return std::string(ggml_type_name(info.param.type)); });
+
+TEST(VulkanShaders, QuantizesActivationsLikeTheCpu) {
+  // Blocks with ties at .5 steps, a zero block and random values, in both block sizes.
+  auto x = random_floats(3 * 256, 16, 4.0f);
+  std::fill(x.begin() + 256, x.begin() + 288, 0.0f);
+  for (int i = 0; i < 32; ++i)
+    x[static_cast<std::size_t>(512 + i)] = 0.5f * static_cast<float>(i - 16);
+  const Buffer xb = host_buffer(x);
+  const Buffer q8_0 = host_floats(x.size()), q8_k = host_floats(x.size());
+  CommandStream s(context());
+  ops::quantize_activations(s, xb, x.size(), 32, q8_0);
+  ops::quantize_activations(s, xb, x.size(), 256, q8_k);
+  s.finish();
+  const auto a = read_floats(q8_0, x.size()), b = read_floats(q8_k, x.size());
+  std::vector<int16_t> q(256);
+  for (std::size_t block = 0; block < x.size() / 32; ++block) {
+    float d = 0, sum = 0;
+    kernels::detail::quantize_q8_0_block(x.data() + 32 * block, q.data(), &d, &sum);
+    for (std::size_t i = 0; i < 32; ++i)
+      ASSERT_EQ(a[32 * block + i], d * static_cast<float>(q[i])) << "Q8_0 value " << 32 * block + i;
+  }
+  for (std::size_t block = 0; block < x.size() / 256; ++block) {
+    float d = 0;
+    int16_t bsums[16];
+    kernels::detail::quantize_q8_k_block(x.data() + 256 * block, q.data(), &d, bsums);
+    for (std::size_t i = 0; i < 256; ++i) {
+      // GLSL division (the scale -127 / max) is only accurate to 2.5 ULP: d may differ in its
+      // last bits, q not at all.
+      ASSERT_NEAR(b[256 * block + i], d * static_cast<float>(q[i]), 1e-6 * std::abs(d) * 127)
+          << "Q8_K value " << 256 * block + i;
+    }
+  }
+}
 
 TEST(VulkanShaders, RmsNormWithAndWithoutWeight) {
   const uint32_t rows = 7, width = 201;

@@ -35,11 +35,19 @@ struct VulkanOptions {
   GgmlType kv_type = GgmlType::F16;  // F16 or F32
 };
 
+// A LayerBackend on one Vulkan device, as programs see it.
+class Backend : public LayerBackend {
+ public:
+  virtual const DeviceInfo& device() const = 0;
+  virtual int64_t layers() const = 0;         // blocks 0 .. layers() - 1 run on the device
+  virtual uint64_t device_bytes() const = 0;  // weights, KV cache and activations placed there
+};
+
 // A backend that owns the first `options.layers` blocks of `model`, whose weights start
 // uploading at once (the first forward pass waits only for the blocks it reaches). The model must
 // outlive the backend. Fails with a floatllm::Error when no device is usable or the blocks do not
 // fit its memory.
-std::unique_ptr<LayerBackend> make_backend(const Model& model, const VulkanOptions& options = {});
+std::unique_ptr<Backend> make_backend(const Model& model, const VulkanOptions& options = {});
 
 }  // namespace vulkan
 }  // namespace floatllm
