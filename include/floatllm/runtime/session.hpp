@@ -101,8 +101,9 @@ class Session {
          start += static_cast<std::size_t>(options_.batch)) {
       const auto count = std::min(tokens.size() - start, static_cast<std::size_t>(options_.batch));
       const bool last = start + count == tokens.size();
-      model_.forward(tokens.subspan(start, count), position(), cache_, workspace_, *weights_, pool_,
-                     logits_, last ? LogitsFor::kLastToken : LogitsFor::kNone, trace_);
+      ForwardContext context{cache_, workspace_, *weights_, pool_, trace_, backend_};
+      model_.forward(tokens.subspan(start, count), position(), context, logits_,
+                     last ? LogitsFor::kLastToken : LogitsFor::kNone);
       history_.insert(history_.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
                       tokens.begin() + static_cast<std::ptrdiff_t>(start + count));
     }
