@@ -425,6 +425,17 @@ TEST(Jinja, Filters) {
             "6 5 2 3 &lt;a&gt; x");
 }
 
+TEST(Jinja, FormattingFilters) {
+  EXPECT_EQ(render("{{ '%s-%d|%5.2f|%-4s|%r|%%|%03d' % ('a', 7, 3.14159, 'b', 'q', 5) }} "
+                   "{{ '%s' % 'x' }} {{ '%s %s' | format(1, none) }} [{{ 'ab' | center(7) }}]"),
+            "a-7| 3.14|b   |'q'|%|005 x 1 None [   ab  ]");
+  EXPECT_EQ(
+      render("{% set ns = namespace(k='v') %}{{ ns | attr('k') }}[{{ {'k': 1} | attr('k') }}]"),
+      "v[]");
+  EXPECT_EQ(render("{% for i in range(3) %}{{ loop.cycle('a', 'b') }}{% endfor %}"), "aba");
+  EXPECT_NE(render_error("{{ '%s %s' % ('a',) }}").find("not enough arguments"), std::string::npos);
+}
+
 TEST(Jinja, Tests) {
   EXPECT_EQ(
       render("{{ x is defined }} {{ x is undefined }} {{ none is none }} {{ 1 is number }} "
@@ -437,8 +448,9 @@ TEST(Jinja, Tests) {
                    "{{ 2 is ne 2 }} {{ 5 is lt 7 }} {{ 5 is ge 7 }} {{ 1 is in [1] }}"),
             "True False True True False True False True");
   EXPECT_EQ(render("{{ 'abc' is lower }} {{ 'aBc' is upper }} {{ x is not defined }} "
-                   "{{ 1 is not string }} {{ x is callable }}"),
-            "True False True True False");
+                   "{{ 1 is not string }} {{ x is callable }} {{ range is callable }} "
+                   "{{ strftime_now is defined }}"),
+            "True False True True False True True");
 }
 
 TEST(Jinja, StringDictAndListMethods) {

@@ -482,7 +482,13 @@ class Renderer {
         return expr.literal;
       case Expr::Kind::Name: {
         const Value* value = lookup(expr.name);
-        return value != nullptr ? *value : Value();
+        if (value != nullptr) return *value;
+        if (is_builtin(expr.name)) {
+          const std::string name = expr.name;
+          return Value::function(
+              [this, name](const Arguments& args) { return call_builtin(name, args); });
+        }
+        return Value();
       }
       case Expr::Kind::List: {
         std::vector<Value> items;
@@ -768,6 +774,8 @@ class Renderer {
         if (b.as_float() == 0) fail("division by zero");
         return Value(a.as_float() / b.as_float());
       }
+    } else if (op == "%" && a.is_string()) {
+      return printf_format(a.as_string(), b.is_tuple() ? b.as_list() : std::vector<Value>{b});
     } else if (op == "//" || op == "%") {
       if (numbers && !floats) {
         const int64_t x = a.as_int(), y = b.as_int();
@@ -861,6 +869,12 @@ class Renderer {
     return value == nullptr ? fallback : value->truthy();
   }
 
+  // Globals a template may call or test (`strftime_now is defined`), as HF provides them.
+  static bool is_builtin(std::string_view name) {
+    return name == "raise_exception" || name == "range" || name == "namespace" || name == "dict" ||
+           name == "strftime_now";
+  }
+
   Value call_builtin(const std::string& name, const Arguments& args) {
     if (name == "raise_exception") {
       const Value* message = argument(args, 0, "message");
@@ -922,6 +936,11 @@ class Renderer {
         for (const auto& [key, value] : dict.entries)
           out.push_back(name == "keys" ? Value(key) : value);
         return Value::list(std::move(out));
+      }
+      if (name == "cycle" && dict.find("index0") != nullptr) {
+        if (args.positional.empty()) fail("loop.cycle needs at least one value");
+        const int64_t index = dict.find("index0")->as_int();
+        return args.positional[static_cast<size_t>(index) % args.positional.size()];
       }
       if (name == "get") {
         const std::string& key = string_argument(args, 0, "key", "get");
@@ -1100,6 +1119,75 @@ class Renderer {
     fail("'str' object has no method '", name, "'");
   }
 
+  // Python's printf-style formatting (`'%s: %d' % (a, b)`, the format filter): the conversions
+  // s, r, d, i, f, e, g, x, o and %%, with flags, width and precision.
+  Value printf_format(const std::string& format, const std::vector<Value>& values) {
+    std::string out;
+    size_t next_value = 0;
+    for (size_t i = 0; i < format.size(); ++i) {
+      if (format[i] != '%') {
+        out += format[i];
+        continue;
+      }
+      size_t end = i + 1;
+      while (end < format.size() &&
+             std::string_view("-+ #0123456789.").find(format[end]) != std::string_view::npos)
+        ++end;
+      if (end >= format.size()) fail("incomplete format at offset ", i);
+      const char conversion = format[end];
+      const std::string spec = format.substr(i + 1, end - i - 1);
+      if (spec.size() > 16) fail("format specification '", spec, "' is too long");
+      i = end;
+      if (conversion == '%') {
+        out += '%';
+        continue;
+      }
+      if (next_value >= values.size()) fail("not enough arguments for format string");
+      const Value& value = values[next_value++];
+      char buffer[512];
+      const std::string c_format = "%" + spec;
+      if (conversion == 's' || conversion == 'r') {
+        std::string text;
+        if (conversion == 's') {
+          text = value.str();
+        } else {
+          value.append_repr(text);
+        }
+        const std::string padded = c_format + "s";
+        if (spec.empty()) {
+          out += text;
+        } else {
+          const int written = std::snprintf(buffer, sizeof buffer, padded.c_str(), text.c_str());
+          if (written < 0 || static_cast<size_t>(written) >= sizeof buffer)
+            out += text;
+          else
+            out.append(buffer, static_cast<size_t>(written));
+        }
+      } else if (std::string_view("dixo").find(conversion) != std::string_view::npos) {
+        if (!value.is_number() && !value.is_bool()) fail("%", conversion, " format needs a number");
+        const auto integer =
+            value.is_float()
+                ? static_cast<long long>(std::trunc(std::clamp(value.as_float(), -9.2e18, 9.2e18)))
+                : static_cast<long long>(value.as_int());
+        const std::string full = c_format + "ll" + (conversion == 'i' ? 'd' : conversion);
+        const int written = std::snprintf(buffer, sizeof buffer, full.c_str(), integer);
+        if (written > 0)
+          out.append(buffer, std::min(static_cast<size_t>(written), sizeof buffer - 1));
+      } else if (std::string_view("feEgG").find(conversion) != std::string_view::npos) {
+        if (!value.is_number() && !value.is_bool()) fail("%", conversion, " format needs a number");
+        const std::string full = c_format + conversion;
+        const int written = std::snprintf(buffer, sizeof buffer, full.c_str(), value.as_float());
+        if (written > 0)
+          out.append(buffer, std::min(static_cast<size_t>(written), sizeof buffer - 1));
+      } else {
+        fail("unsupported format character '", std::string(1, conversion), "'");
+      }
+      check_string_size(out.size());
+    }
+    if (next_value < values.size()) fail("not all arguments converted during string formatting");
+    return make_string(std::move(out));
+  }
+
   // ---- filters and tests ----
 
   static size_t length_of(const Value& value) {
@@ -1142,6 +1230,25 @@ class Renderer {
       return input;
     }
     if (name == "length" || name == "count") return Value(static_cast<int64_t>(length_of(input)));
+    if (name == "attr") {
+      // Jinja's attr reads Python attributes, never dict items; only a namespace has any here.
+      const std::string& attribute = string_argument(args, 0, "name", name);
+      return input.is_namespace() ? get_attribute(input, attribute) : Value();
+    }
+    if (name == "format") {
+      if (!input.is_string()) fail("format: the format must be a string");
+      return printf_format(input.as_string(), args.positional);
+    }
+    if (name == "center") {
+      const std::string s = input.str();
+      const auto width =
+          static_cast<size_t>(std::clamp<int64_t>(int_argument(args, 0, "width", 80), 0, 4096));
+      const size_t length = text::char_count(s);
+      if (length >= width) return make_string(s);
+      const size_t total = width - length;
+      const size_t left = total / 2 + (total & width & 1);
+      return make_string(std::string(left, ' ') + s + std::string(total - left, ' '));
+    }
     if (name == "string") return make_string(input.str());
     if (name == "safe") return input;
     if (name == "trim") {

@@ -77,12 +77,12 @@ struct Stmt {
 
 inline const std::set<std::string, std::less<>>& known_filters() {
   static const std::set<std::string, std::less<>> names{
-      "abs",        "capitalize", "count",    "d",       "default", "dictsort", "e",
-      "escape",     "first",      "float",    "indent",  "int",     "items",    "join",
-      "last",       "length",     "list",     "lower",   "map",     "max",      "min",
-      "reject",     "rejectattr", "replace",  "reverse", "round",   "safe",     "select",
-      "selectattr", "sort",       "string",   "sum",     "title",   "tojson",   "trim",
-      "unique",     "upper",      "wordcount"};
+      "abs",     "attr",     "center", "format",     "capitalize", "count",    "d",
+      "default", "dictsort", "e",      "escape",     "first",      "float",    "indent",
+      "int",     "items",    "join",   "last",       "length",     "list",     "lower",
+      "map",     "max",      "min",    "reject",     "rejectattr", "replace",  "reverse",
+      "round",   "safe",     "select", "selectattr", "sort",       "string",   "sum",
+      "title",   "tojson",   "trim",   "unique",     "upper",      "wordcount"};
   return names;
 }
 

@@ -126,6 +126,7 @@ class Value {
   }
   const std::string& as_string() const { return *std::get<StringPtr>(data_); }
   const std::vector<Value>& as_list() const { return std::get<ListPtr>(data_)->items; }
+  bool is_tuple() const { return is_list() && std::get<ListPtr>(data_)->is_tuple; }
   const Dict& as_dict() const { return *std::get<DictPtr>(data_); }
   Dict& namespace_dict() const { return *std::get<DictPtr>(data_); }
   const Function& as_function() const { return *std::get<FunctionPtr>(data_); }
