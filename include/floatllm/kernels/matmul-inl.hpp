@@ -433,10 +433,11 @@ struct MinTerms {
 
   HWY_INLINE void clear() { acc = hn::Zero(DF()); }
 
-  HWY_INLINE void add(const uint8_t* mins, const int16_t* sums, float factor) {
+  template <class Byte>
+  HWY_INLINE void add(const Byte* mins, const int16_t* sums, float factor) {
     const D d;
     const DI di;
-    const hn::Rebind<uint8_t, D> du8;
+    const hn::Rebind<Byte, D> du8;
     for (size_t k = 0; k < static_cast<size_t>(kCount); k += hn::Lanes(d)) {
       auto unused = hn::Zero(di);
       const auto m = hn::PromoteTo(d, hn::LoadU(du8, mins + k));
@@ -622,6 +623,108 @@ HWY_INLINE void dot_k4_bytes(
   (void)mask;
   (void)one;
 }
+
+// Q6_K on x86 SIMD targets: q in 0..63 as unsigned bytes in pmaddubsw (at most 2 * 63 * 127),
+// signed sub-block scales in pmaddwd, and the -32 offset folded out as
+// -32 * d * d_act * sum(scale_j * bsum_j).
+template <int T>
+HWY_INLINE void dot_q6_k_bytes(const BlockQ6_K* blocks, int64_t n_blocks,
+                               const detail::QuantizedActivations& qa, int64_t t0, float* results) {
+  const D8 d8;
+  const DS8 ds8;
+  const DP16 d16;
+  const DP32 d32;
+  const DPF df;
+  constexpr size_t kLanes = hn::MaxLanes(D8());
+  const V8 mask = hn::Set(d8, 15);
+  const V8 three = hn::Set(d8, 3);
+  hn::Vec<DPF> facc[T];
+  MinTerms<16> offsets[T];
+  const int8_t* act[T];
+  const float* act_d[T];
+  for (int t = 0; t < T; ++t) {
+    facc[t] = hn::Zero(df);
+    offsets[t].clear();
+    act[t] = qa.q8_row(t0 + t);
+    act_d[t] = qa.d_row(t0 + t);
+  }
+#if FLOATLLM_BLOCK_PER_VECTOR
+  // 16-bit lane k of 128-bit block j takes scale 4p + j (p = which 64 values of a half).
+  hn::Vec<D8> scale_index[2];
+  for (int p = 0; p < 2; ++p) {
+    alignas(64) uint8_t index[64];
+    for (int i = 0; i < 64; ++i) {
+      index[i] = static_cast<uint8_t>(2 * (4 * p + i / 16) + i % 2);
+    }
+    scale_index[p] = hn::Load(d8, index);
+  }
+#endif
+  for (int64_t g = 0; g < n_blocks; ++g) {
+    const BlockQ6_K& b = blocks[g];
+    const float d = f16(b.d);
+    hn::Vec<DP32> iacc[T];
+    for (int t = 0; t < T; ++t)
+      iacc[t] = hn::Zero(d32);
+    const auto accumulate = [&](size_t off, V8 w, hn::Vec<DP16> scales) HWY_ATTR {
+      for (int t = 0; t < T; ++t) {
+        const auto pairs = maddubs(w, hn::LoadU(ds8, act[t] + g * 256 + off));
+        hn::Vec<DP32> unused = hn::Zero(d32);
+        iacc[t] = hn::ReorderWidenMulAccumulate(d32, pairs, scales, iacc[t], unused);
+      }
+    };
+    for (int n = 0; n < 2; ++n) {
+      const int8_t* sc = b.scales + 8 * n;
+#if FLOATLLM_BLOCK_PER_VECTOR
+      // Values 128n + 0..63 are the low nibbles of ql[64n .. 64n + 63], values 64..127 the high
+      // ones; their top bits are bit pairs 0..3 of qh[32n + l].
+      alignas(16) int16_t wide[8];
+      for (int j = 0; j < 8; ++j)
+        wide[j] = sc[j];
+      const auto scale_words =
+          hn::BitCast(d8, hn::LoadDup128(hn::Repartition<int16_t, D8>(), wide));
+      const V8 ql = hn::LoadU(d8, b.ql + 64 * n);
+      const hn::Half<D8> dh;
+      const auto qh = hn::LoadU(dh, b.qh + 32 * n);
+      const V8 h01 = hn::Combine(d8, hn::ShiftRight<2>(qh), qh);
+      const V8 h23 = hn::Combine(d8, hn::ShiftRight<6>(qh), hn::ShiftRight<4>(qh));
+      const V8 w01 = hn::Or(hn::And(ql, mask), hn::ShiftLeft<4>(hn::And(h01, three)));
+      const V8 w23 = hn::Or(hn::ShiftRight<4>(ql), hn::ShiftLeft<4>(hn::And(h23, three)));
+      accumulate(static_cast<size_t>(128 * n), w01,
+                 hn::BitCast(d16, hn::TableLookupBytes(scale_words, scale_index[0])));
+      accumulate(static_cast<size_t>(128 * n + 64), w23,
+                 hn::BitCast(d16, hn::TableLookupBytes(scale_words, scale_index[1])));
+#else
+      for (size_t l0 = 0; l0 < 32; l0 += kLanes) {
+        const V8 a = hn::LoadU(d8, b.ql + 64 * n + l0);
+        const V8 c = hn::LoadU(d8, b.ql + 64 * n + 32 + l0);
+        const V8 h = hn::LoadU(d8, b.qh + 32 * n + l0);
+        const V8 nib[4] = {hn::And(a, mask), hn::And(c, mask), hn::And(hn::ShiftRight<4>(a), mask),
+                           hn::And(hn::ShiftRight<4>(c), mask)};
+        for (int m = 0; m < 4; ++m) {
+          const V8 high = hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * m), three));
+          hn::Vec<DP16> scales;
+          if constexpr (kLanes >= 32) {
+            const hn::Half<DP16> dh16;
+            scales = hn::Combine(d16, hn::Set(dh16, static_cast<int16_t>(sc[2 * m + 1])),
+                                 hn::Set(dh16, static_cast<int16_t>(sc[2 * m])));
+          } else {
+            scales = hn::Set(d16, static_cast<int16_t>(sc[2 * m + (l0 >= 16 ? 1 : 0)]));
+          }
+          accumulate(static_cast<size_t>(128 * n + 32 * m) + l0, hn::Or(nib[m], high), scales);
+        }
+      }
+#endif
+    }
+    for (int t = 0; t < T; ++t) {
+      facc[t] = hn::MulAdd(hn::ConvertTo(df, iacc[t]), hn::Set(df, d * act_d[t][g]), facc[t]);
+      offsets[t].add(b.scales, qa.bsums_row(t0 + t) + 16 * g, -32.0f * d * act_d[t][g]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    results[t] = hn::GetLane(hn::SumOfLanes(df, facc[t])) + offsets[t].total();
+  }
+  (void)kLanes;
+}
 #else
 #define FLOATLLM_K4_BYTES 0
 #endif
@@ -664,6 +767,18 @@ HWY_NOINLINE void matmul_quant_rows(const detail::MatmulTask& task, int64_t r0, 
           return dot_k4_bytes<kFive, 2>(blocks, n_blocks, qa, t0, results);
         default:
           return dot_k4_bytes<kFive, 1>(blocks, n_blocks, qa, t0, results);
+      }
+    }
+    if constexpr (std::is_same_v<Format, FormatQ6_K>) {
+      switch (count) {
+        case 4:
+          return dot_q6_k_bytes<4>(blocks, n_blocks, qa, t0, results);
+        case 3:
+          return dot_q6_k_bytes<3>(blocks, n_blocks, qa, t0, results);
+        case 2:
+          return dot_q6_k_bytes<2>(blocks, n_blocks, qa, t0, results);
+        default:
+          return dot_q6_k_bytes<1>(blocks, n_blocks, qa, t0, results);
       }
     }
 #endif
