@@ -4,8 +4,11 @@
 // written a batch of rows at a time, so neither model has to fit in memory.
 //
 // A tensor that already has its target type is copied byte for byte; any other is dequantized
-// to float and quantized again, row by row, on a thread pool.
+// to float and quantized again, row by row, on a thread pool. Source pages are released after
+// each tensor, so resident memory stays near one tensor plus 16 MiB of output.
 #pragma once
+
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -86,17 +89,22 @@ inline GgufWriter make_quantized_model(const GgufFile& source, QuantMix mix,
     const std::span<const uint64_t> ne(tensor.ne.data(), tensor.n_dims);
     const GgmlType target = choose_tensor_type(mix, {tensor.name, ne, layers, experts, has_output});
     const std::vector<uint64_t> shape(ne.begin(), ne.end());
-    if (target == tensor.type) {
-      writer.add_tensor(tensor.name, target, shape, tensor.data);
-      continue;
-    }
-    if (!can_dequantize(tensor.type) || !can_quantize(target)) {
+    const bool copy = target == tensor.type;
+    if (!copy && (!can_dequantize(tensor.type) || !can_quantize(target))) {
       fail(source.source(), ": tensor '", tensor.name, "': cannot convert ",
            ggml_type_name(tensor.type), " to ", ggml_type_name(target));
     }
-    writer.add_tensor(tensor.name, target, shape, [&tensor, target, pool](TensorDataSink& sink) {
-      quantize_model_detail::convert_rows(sink, tensor, target, *pool);
-    });
+    // Once a tensor is written its source pages are dropped, so the input's resident memory
+    // stays at one tensor however large the model is.
+    writer.add_tensor(
+        tensor.name, target, shape, [&source, &tensor, target, copy, pool](TensorDataSink& sink) {
+          if (copy) {
+            sink.write(tensor.data);
+          } else {
+            quantize_model_detail::convert_rows(sink, tensor, target, *pool);
+          }
+          source.mapping().advise(tensor.file_offset, tensor.byte_size(), MADV_DONTNEED);
+        });
   }
   return writer;
 }
