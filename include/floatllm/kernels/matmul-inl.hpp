@@ -725,6 +725,109 @@ HWY_INLINE void dot_q6_k_bytes(const BlockQ6_K* blocks, int64_t n_blocks,
   }
   (void)kLanes;
 }
+
+// The 32-value 4/5-bit formats on x86 SIMD targets: q in 0..31 as unsigned bytes in pmaddubsw,
+// pairs summed by pmaddwd with ones; the -8 / -16 offsets of Q4_0 / Q5_0 become
+// -offset * sum(a) from the activation block sums, Q4_1 / Q5_1's minimum adds m * s as before.
+using DB = hn::CappedTag<uint8_t, 32>;  // one block of 32 values (two halves below 256 bits)
+using DBS = hn::Repartition<int8_t, DB>;
+using DB16 = hn::Repartition<int16_t, DB>;
+using DB32 = hn::Repartition<int32_t, DB>;
+using DBF = hn::Repartition<float, DB>;
+
+HWY_INLINE hn::Vec<DB16> maddubs32(hn::Vec<DB> u, hn::Vec<DBS> s) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+  return hn::Vec<DB16>{_mm256_maddubs_epi16(u.raw, s.raw)};
+#else
+  return hn::Vec<DB16>{_mm_maddubs_epi16(u.raw, s.raw)};
+#endif
+}
+
+// 16 (or 0) per lane from bit (off + lane) of the block's 32 high bits.
+HWY_INLINE hn::Vec<DB> fifth_bits(uint32_t qh, size_t off) {
+  const DB d;
+  alignas(32) static constexpr uint8_t kByteOfBit[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1,
+                                                         1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
+                                                         2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
+  alignas(32) static constexpr uint8_t kBitOfByte[32] = {
+      1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128,
+      1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+  // Every 32-bit lane holds qh, so each 128-bit block can pick any of its 4 bytes.
+  const auto words = hn::BitCast(d, hn::Set(hn::Repartition<uint32_t, DB>(), qh));
+  const auto bytes = hn::TableLookupBytes(words, hn::LoadU(d, kByteOfBit + off));
+  const auto bits = hn::LoadU(d, kBitOfByte + off);
+  return hn::IfThenElseZero(hn::TestBit(bytes, bits), hn::Set(d, 16));
+}
+
+template <class Block, int kOffset, bool kFiveBits, bool kMin, int T>
+HWY_INLINE void dot_legacy_bytes(const Block* blocks, int64_t n_blocks,
+                                 const detail::QuantizedActivations& qa, int64_t t0,
+                                 float* results) {
+  const DB d8;
+  const DBS ds8;
+  const DB16 d16;
+  const DB32 d32;
+  const DBF df;
+  constexpr size_t kLanes = hn::MaxLanes(DB());
+  const auto mask = hn::Set(d8, 15);
+  const auto ones = hn::Set(d16, 1);
+  hn::Vec<DBF> facc[T];
+  float corr[T];
+  const int8_t* act[T];
+  const float* act_d[T];
+  const int16_t* act_sums[T];
+  for (int t = 0; t < T; ++t) {
+    facc[t] = hn::Zero(df);
+    corr[t] = 0.0f;
+    act[t] = qa.q8_row(t0 + t);
+    act_d[t] = qa.d_row(t0 + t);
+    act_sums[t] = qa.bsums32_row(t0 + t);
+  }
+  for (int64_t g = 0; g < n_blocks; ++g) {
+    const Block& b = blocks[g];
+    const float d = f16(b.d);
+    uint32_t qh = 0;
+    if constexpr (kFiveBits) std::memcpy(&qh, b.qh, 4);
+    hn::Vec<DB32> iacc[T];
+    for (int t = 0; t < T; ++t)
+      iacc[t] = hn::Zero(d32);
+    const auto accumulate = [&](size_t off, hn::Vec<DB> w) HWY_ATTR {
+      for (int t = 0; t < T; ++t) {
+        const auto pairs = maddubs32(w, hn::LoadU(ds8, act[t] + g * 32 + off));
+        hn::Vec<DB32> unused = hn::Zero(d32);
+        iacc[t] = hn::ReorderWidenMulAccumulate(d32, pairs, ones, iacc[t], unused);
+      }
+    };
+    if constexpr (kLanes >= 32) {
+      const hn::Half<DB> dh;
+      const auto bytes = hn::LoadU(dh, b.qs);
+      auto w = hn::Combine(d8, hn::ShiftRight<4>(bytes), hn::And(bytes, hn::Set(dh, 15)));
+      if constexpr (kFiveBits) w = hn::Or(w, fifth_bits(qh, 0));
+      accumulate(0, w);
+    } else {
+      const auto bytes = hn::LoadU(d8, b.qs);
+      auto lo = hn::And(bytes, mask);
+      auto hi = hn::And(hn::ShiftRight<4>(bytes), mask);
+      if constexpr (kFiveBits) {
+        lo = hn::Or(lo, fifth_bits(qh, 0));
+        hi = hn::Or(hi, fifth_bits(qh, 16));
+      }
+      accumulate(0, lo);
+      accumulate(16, hi);
+    }
+    for (int t = 0; t < T; ++t) {
+      const float scale = d * act_d[t][g];
+      facc[t] = hn::MulAdd(hn::ConvertTo(df, iacc[t]), hn::Set(df, scale), facc[t]);
+      if constexpr (kOffset != 0) {
+        corr[t] -= scale * static_cast<float>(kOffset * act_sums[t][g]);
+      }
+      if constexpr (kMin) corr[t] += f16(b.m) * qa.s_row(t0 + t)[g];
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    results[t] = hn::GetLane(hn::SumOfLanes(df, facc[t])) + corr[t];
+  (void)mask;
+}
 #else
 #define FLOATLLM_K4_BYTES 0
 #endif
@@ -767,6 +870,31 @@ HWY_NOINLINE void matmul_quant_rows(const detail::MatmulTask& task, int64_t r0, 
           return dot_k4_bytes<kFive, 2>(blocks, n_blocks, qa, t0, results);
         default:
           return dot_k4_bytes<kFive, 1>(blocks, n_blocks, qa, t0, results);
+      }
+    }
+    constexpr bool kLegacy =
+        std::is_same_v<Format, FormatQ4_0> || std::is_same_v<Format, FormatQ4_1> ||
+        std::is_same_v<Format, FormatQ5_0> || std::is_same_v<Format, FormatQ5_1>;
+    if constexpr (kLegacy) {
+      constexpr int kOffset = std::is_same_v<Format, FormatQ4_0>   ? 8
+                              : std::is_same_v<Format, FormatQ5_0> ? 16
+                                                                   : 0;
+      constexpr bool kFive =
+          std::is_same_v<Format, FormatQ5_0> || std::is_same_v<Format, FormatQ5_1>;
+      constexpr bool kMin = Format::kScalarMin;
+      switch (count) {
+        case 4:
+          return dot_legacy_bytes<Block, kOffset, kFive, kMin, 4>(blocks, n_blocks, qa, t0,
+                                                                  results);
+        case 3:
+          return dot_legacy_bytes<Block, kOffset, kFive, kMin, 3>(blocks, n_blocks, qa, t0,
+                                                                  results);
+        case 2:
+          return dot_legacy_bytes<Block, kOffset, kFive, kMin, 2>(blocks, n_blocks, qa, t0,
+                                                                  results);
+        default:
+          return dot_legacy_bytes<Block, kOffset, kFive, kMin, 1>(blocks, n_blocks, qa, t0,
+                                                                  results);
       }
     }
     if constexpr (std::is_same_v<Format, FormatQ6_K>) {

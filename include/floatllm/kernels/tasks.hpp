@@ -30,7 +30,7 @@ struct QuantizedActivations {
   std::vector<float> d;          // [n_tokens][cols / group]
   std::vector<float> s;          // [n_tokens][cols / 32], group 32 only
   std::vector<int16_t> bsums;    // [n_tokens][cols / 16], group 256 only
-  std::vector<int16_t> bsums32;  // [n_tokens][cols / 32], group 256 only: sums of 32 values
+  std::vector<int16_t> bsums32;  // [n_tokens][cols / 32]: sums of each 32 values
 
   const int16_t* q_row(int64_t t) const { return q.data() + t * cols; }
   const int8_t* q8_row(int64_t t) const { return q8.data() + t * cols; }
@@ -103,6 +103,10 @@ inline void quantize_token_rows(const float* x, int64_t t_begin, int64_t t_end,
     for (int64_t b = t_begin * cols / 32; b < t_end * cols / 32; ++b) {
       quantize_q8_0_block(x + 32 * b, qa.q.data() + 32 * b, &qa.d[static_cast<size_t>(b)],
                           &qa.s[static_cast<size_t>(b)]);
+      int sum = 0;
+      for (int i = 0; i < 32; ++i)
+        sum += qa.q[static_cast<size_t>(32 * b + i)];
+      qa.bsums32[static_cast<size_t>(b)] = static_cast<int16_t>(sum);
     }
   } else {
     for (int64_t b = t_begin * cols / 256; b < t_end * cols / 256; ++b) {
@@ -128,11 +132,11 @@ inline void resize_activations(int64_t cols, int64_t n_tokens, int64_t group,
   qa.q.resize(total);
   qa.q8.resize(total);
   qa.d.resize(total / static_cast<size_t>(group));
+  qa.bsums32.resize(total / 32);
   if (group == 32) {
     qa.s.resize(total / 32);
   } else {
     qa.bsums.resize(total / 16);
-    qa.bsums32.resize(total / 32);
   }
 }
 
