@@ -3,7 +3,8 @@
 //    and decode sample text without crashing;
 //  - odd: text for a fixed byte-level tokenizer (with a pre-tokenizer regex, a normalizer and
 //    added tokens that strip whitespace), which must encode valid UTF-8, reject anything else
-//    with floatllm::Error, and decode what it encoded back to the text.
+//    with floatllm::Error, decode what it encoded back to the text, and normalize it as utf8proc
+//    does on the whole text.
 #include <floatllm/tokenizer/tokenizer.hpp>
 
 #include <cstddef>
@@ -81,6 +82,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::abort();
     }
     exercise(tokenizer, input);
+    // The normalizer's fast path must agree with normalizing the whole text.
+    for (auto form : {floatllm::UnicodeForm::NFC, floatllm::UnicodeForm::NFD,
+                      floatllm::UnicodeForm::NFKC, floatllm::UnicodeForm::NFKD}) {
+      if (floatllm::unicode_normalize(input, form) !=
+          floatllm::normalizer_detail::normalize_all(input, form)) {
+        std::abort();
+      }
+    }
   } catch (const floatllm::Error&) {
     if (valid) std::abort();
   }

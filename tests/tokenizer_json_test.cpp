@@ -180,6 +180,25 @@ TEST(GgufTokenizer, MultilingualRoundTrip) {
   }
 }
 
+// The fast path (copying stretches no normal form changes) agrees with utf8proc on everything.
+TEST(UnicodeNormalize, AgreesWithWholeTextNormalization) {
+  const std::vector<std::string> texts = {
+      kMultilingual,
+      "e\xCC\x81 cafe\xCC\x81 A\xCC\x8A \xE2\x84\xAB \xEF\xAC\x81 \xE2\x84\xA6",  // e+acute, Å, ﬁ,
+                                                                                  // Ω
+      "\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8 \xEA\xB0\x80\xE1\x86\xA8 \xED\x95\x9C",  // jamo, LV+T
+      "\xD0\xB8\xCC\x86 \xE0\xA6\x95\xE0\xA7\x87\xE0\xA6\xBE q\xCC\xA3\xCC\x87 x\xCC\x87\xCC\xA3",
+      "\xE3\x81\x8B\xE3\x82\x99 \xEF\xBD\xB6\xEF\xBE\x9E \xE2\x91\xA0 \xC2\xB2 \xEF\xBC\xA1",
+      "\xCC\x81 leading mark, then \xE1\xBF\xBB and \xCD\xB4 \xE2\x80\xA6"};
+  for (const std::string& text : texts) {
+    for (UnicodeForm form :
+         {UnicodeForm::NFC, UnicodeForm::NFD, UnicodeForm::NFKC, UnicodeForm::NFKD}) {
+      EXPECT_EQ(unicode_normalize(text, form), normalizer_detail::normalize_all(text, form))
+          << text << " form " << static_cast<int>(form);
+    }
+  }
+}
+
 TEST(StreamingDecoder, HoldsBackSplitCharacters) {
   const GgufFile gguf(test::model_path("llama.cpp-vocab/ggml-vocab-llama-spm.gguf"));
   const Tokenizer t = Tokenizer::from_gguf(gguf);

@@ -5,6 +5,7 @@
 
 #include <utf8proc.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -19,12 +20,9 @@ namespace floatllm {
 
 enum class UnicodeForm { NFC, NFD, NFKC, NFKD };
 
-// `text` in a Unicode normal form. Pure ASCII is its own normal form in all four.
-inline std::string unicode_normalize(std::string_view text, UnicodeForm form) {
-  bool ascii = true;
-  for (char c : text)
-    ascii = ascii && static_cast<unsigned char>(c) < 0x80;
-  if (ascii) return std::string(text);
+namespace normalizer_detail {
+
+inline std::string normalize_all(std::string_view text, UnicodeForm form) {
   int options = UTF8PROC_STABLE;
   switch (form) {
     case UnicodeForm::NFC:
@@ -47,6 +45,55 @@ inline std::string unicode_normalize(std::string_view text, UnicodeForm form) {
   if (length < 0) fail("Unicode normalization failed: ", utf8proc_errmsg(length));
   std::string out(reinterpret_cast<const char*>(result), static_cast<std::size_t>(length));
   std::free(result);
+  return out;
+}
+
+// Whether `code` is a starter that every normal form leaves alone and that cannot join the
+// character before it: no combining class, no decomposition, not the second half of a
+// composition (utf8proc marks those with comb_index >= 0x8000), and not a Hangul vowel or
+// final consonant (composed algorithmically). Normalization never acts across such a character.
+inline bool is_inert_starter(char32_t code, UnicodeForm form) {
+  if (code < 0x80) return true;
+  // Below U+0300 nothing joins a preceding character and NFC keeps every letter as it is.
+  if (form == UnicodeForm::NFC && code < 0x300) return true;
+  const bool decompose = form == UnicodeForm::NFD || form == UnicodeForm::NFKD;
+  if ((code >= 0x1161 && code <= 0x1175) || (code >= 0x11A8 && code <= 0x11C2)) return false;
+  if (decompose && code >= 0xAC00 && code <= 0xD7A3) return false;  // Hangul syllables
+  const utf8proc_property_t* property = utf8proc_get_property(static_cast<utf8proc_int32_t>(code));
+  return property->combining_class == 0 && property->decomp_seqindex == UINT16_MAX &&
+         (property->comb_index == UINT16_MAX || property->comb_index < 0x8000);
+}
+
+}  // namespace normalizer_detail
+
+// `text` in a Unicode normal form. Only the stretches around characters that normalization can
+// change go through utf8proc; the rest (most text) is copied as is.
+inline std::string unicode_normalize(std::string_view text, UnicodeForm form) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t chunk = 0;
+  bool dirty = false;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t start = at;
+    const char32_t code = utf8::decode(text, at);
+    if (!normalizer_detail::is_inert_starter(code, form)) {
+      dirty = true;
+      continue;
+    }
+    if (dirty) {
+      out += normalizer_detail::normalize_all(text.substr(chunk, start - chunk), form);
+      dirty = false;
+    } else {
+      out.append(text.substr(chunk, start - chunk));
+    }
+    chunk = start;
+  }
+  if (dirty) {
+    out += normalizer_detail::normalize_all(text.substr(chunk), form);
+  } else {
+    out.append(text.substr(chunk));
+  }
   return out;
 }
 
