@@ -170,7 +170,7 @@ struct SafetensorsTensor {
     const std::byte* at = data.data() + first * safetensors_dtype_size(dtype);
     switch (dtype) {
       case SafetensorsDtype::F32:
-        std::memcpy(out.data(), at, out.size() * sizeof(float));
+        if (!out.empty()) std::memcpy(out.data(), at, out.size() * sizeof(float));
         return;
       case SafetensorsDtype::F64:
         for (std::size_t i = 0; i < out.size(); ++i)
