@@ -39,14 +39,22 @@ struct ArchitectureFeatures {
   kernels::RopeLayout rope_layout;
   FfnActivation activation;
   bool qkv_bias, qk_norm, full_qk_norm, post_norms, scale_embedding, moe, shared_expert,
-      softmax_after_top_k;
+      softmax_after_top_k, normalize_expert_weights;
 };
 
 template <class Policy>
 constexpr ArchitectureFeatures features_of() {
-  return {Policy::kRopeLayout,   Policy::kActivation,      Policy::kQkvBias,        Policy::kQkNorm,
-          Policy::kFullQkNorm,   Policy::kPostNorms,       Policy::kScaleEmbedding, Policy::kMoE,
-          Policy::kSharedExpert, Policy::kSoftmaxAfterTopK};
+  return {Policy::kRopeLayout,
+          Policy::kActivation,
+          Policy::kQkvBias,
+          Policy::kQkNorm,
+          Policy::kFullQkNorm,
+          Policy::kPostNorms,
+          Policy::kScaleEmbedding,
+          Policy::kMoE,
+          Policy::kSharedExpert,
+          Policy::kSoftmaxAfterTopK,
+          Policy::kNormalizeExpertWeights};
 }
 
 }  // namespace floatllm
