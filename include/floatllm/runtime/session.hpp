@@ -101,6 +101,7 @@ class Session {
          start += static_cast<std::size_t>(options_.batch)) {
       const auto count = std::min(tokens.size() - start, static_cast<std::size_t>(options_.batch));
       const bool last = start + count == tokens.size();
+      if (step_check_) step_check_();
       ForwardContext context{cache_, workspace_, *weights_, pool_, trace_, backend_};
       model_.forward(tokens.subspan(start, count), position(), context, logits_,
                      last ? LogitsFor::kLastToken : LogitsFor::kNone);
@@ -181,6 +182,10 @@ class Session {
   const KvCache& cache() const { return cache_; }
   ThreadPool& pool() { return pool_; }
   void set_trace(Trace* trace) { trace_ = trace; }
+  // Called before every forward pass (each prompt batch and generated token); it may throw to
+  // stop generation, as the memory watchdog does (runtime/watchdog.hpp). The context then holds
+  // the tokens evaluated so far and the session can go on later.
+  void set_step_check(std::function<void()> check) { step_check_ = std::move(check); }
   // Blocks the backend owns run there; it must have been made for this session's model.
   void set_backend(LayerBackend* backend) { backend_ = backend; }
 
@@ -210,6 +215,7 @@ class Session {
   std::vector<float> logits_;
   std::vector<int32_t> history_;
   Trace* trace_ = nullptr;
+  std::function<void()> step_check_;
   LayerBackend* backend_ = nullptr;
 };
 
