@@ -2,6 +2,7 @@
 // Include this one header to get the whole library.
 #pragma once
 
+#include "floatllm/chat/chat_template.hpp"
 #include "floatllm/core/error.hpp"
 #include "floatllm/core/mapped_file.hpp"
 #include "floatllm/core/progress_bar.hpp"
