@@ -35,7 +35,10 @@ class AtomicFileWriter {
     std::filesystem::path dir = destination.parent_path();
     if (dir.empty()) dir = ".";
     directory_ = dir.string();
-    std::string pattern = (dir / ("." + destination.filename().string() + ".tmp-XXXXXX")).string();
+    // Built with append, not operator+: g++ 12 -O3 gives a false -Wrestrict on "." + string.
+    std::string name(".");
+    name.append(destination.filename().string()).append(".tmp-XXXXXX");
+    std::string pattern = (dir / name).string();
     fd_ = ::mkstemp(pattern.data());
     if (fd_ < 0)
       fail(destination_, ": cannot create a temporary file in ", directory_, ": ",
