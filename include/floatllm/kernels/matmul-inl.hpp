@@ -851,6 +851,34 @@ HWY_INLINE void for_row_token_tiles(const detail::MatmulTask& task, int64_t r0, 
   }
 }
 
+// One row against tokens t0 .. t0 + T - 1 with the fastest code this target has for Format.
+template <class Format, int T>
+HWY_INLINE void dot_row_tile(const typename Format::Block* blocks, int64_t n_blocks,
+                             const detail::QuantizedActivations& qa, int64_t t0, float* results) {
+#if FLOATLLM_K4_BYTES
+  if constexpr (std::is_same_v<Format, FormatQ4_K> || std::is_same_v<Format, FormatQ5_K>) {
+    return dot_k4_bytes<std::is_same_v<Format, FormatQ5_K>, T>(blocks, n_blocks, qa, t0, results);
+  } else if constexpr (std::is_same_v<Format, FormatQ6_K>) {
+    return dot_q6_k_bytes<T>(blocks, n_blocks, qa, t0, results);
+  } else if constexpr (std::is_same_v<Format, FormatQ4_0> || std::is_same_v<Format, FormatQ4_1> ||
+                       std::is_same_v<Format, FormatQ5_0> || std::is_same_v<Format, FormatQ5_1>) {
+    constexpr int kOffset = std::is_same_v<Format, FormatQ4_0>   ? 8
+                            : std::is_same_v<Format, FormatQ5_0> ? 16
+                                                                 : 0;
+    constexpr bool kFive = std::is_same_v<Format, FormatQ5_0> || std::is_same_v<Format, FormatQ5_1>;
+    return dot_legacy_bytes<typename Format::Block, kOffset, kFive, Format::kScalarMin, T>(
+        blocks, n_blocks, qa, t0, results);
+  } else {
+    return dot_quant_row<Format, T>(blocks, n_blocks, qa, t0, results);
+  }
+#else
+  return dot_quant_row<Format, T>(blocks, n_blocks, qa, t0, results);
+#endif
+}
+
+// Full tiles of kTokenTile tokens share each decoded weight vector; a partial tile (the last
+// tokens of a batch) goes token by token, which keeps the number of instantiations (and the
+// dispatch unit's compile time) down.
 template <class Format>
 HWY_NOINLINE void matmul_quant_rows(const detail::MatmulTask& task, int64_t r0, int64_t r1) {
   using Block = typename Format::Block;
@@ -858,68 +886,10 @@ HWY_NOINLINE void matmul_quant_rows(const detail::MatmulTask& task, int64_t r0, 
   const detail::QuantizedActivations& qa = *task.qa;
   for_row_token_tiles(task, r0, r1, [&](int64_t r, int64_t t0, int count, float* results) HWY_ATTR {
     const auto* blocks = reinterpret_cast<const Block*>(task.w.row(r));
-#if FLOATLLM_K4_BYTES
-    if constexpr (std::is_same_v<Format, FormatQ4_K> || std::is_same_v<Format, FormatQ5_K>) {
-      constexpr bool kFive = std::is_same_v<Format, FormatQ5_K>;
-      switch (count) {
-        case 4:
-          return dot_k4_bytes<kFive, 4>(blocks, n_blocks, qa, t0, results);
-        case 3:
-          return dot_k4_bytes<kFive, 3>(blocks, n_blocks, qa, t0, results);
-        case 2:
-          return dot_k4_bytes<kFive, 2>(blocks, n_blocks, qa, t0, results);
-        default:
-          return dot_k4_bytes<kFive, 1>(blocks, n_blocks, qa, t0, results);
-      }
-    }
-    constexpr bool kLegacy =
-        std::is_same_v<Format, FormatQ4_0> || std::is_same_v<Format, FormatQ4_1> ||
-        std::is_same_v<Format, FormatQ5_0> || std::is_same_v<Format, FormatQ5_1>;
-    if constexpr (kLegacy) {
-      constexpr int kOffset = std::is_same_v<Format, FormatQ4_0>   ? 8
-                              : std::is_same_v<Format, FormatQ5_0> ? 16
-                                                                   : 0;
-      constexpr bool kFive =
-          std::is_same_v<Format, FormatQ5_0> || std::is_same_v<Format, FormatQ5_1>;
-      constexpr bool kMin = Format::kScalarMin;
-      switch (count) {
-        case 4:
-          return dot_legacy_bytes<Block, kOffset, kFive, kMin, 4>(blocks, n_blocks, qa, t0,
-                                                                  results);
-        case 3:
-          return dot_legacy_bytes<Block, kOffset, kFive, kMin, 3>(blocks, n_blocks, qa, t0,
-                                                                  results);
-        case 2:
-          return dot_legacy_bytes<Block, kOffset, kFive, kMin, 2>(blocks, n_blocks, qa, t0,
-                                                                  results);
-        default:
-          return dot_legacy_bytes<Block, kOffset, kFive, kMin, 1>(blocks, n_blocks, qa, t0,
-                                                                  results);
-      }
-    }
-    if constexpr (std::is_same_v<Format, FormatQ6_K>) {
-      switch (count) {
-        case 4:
-          return dot_q6_k_bytes<4>(blocks, n_blocks, qa, t0, results);
-        case 3:
-          return dot_q6_k_bytes<3>(blocks, n_blocks, qa, t0, results);
-        case 2:
-          return dot_q6_k_bytes<2>(blocks, n_blocks, qa, t0, results);
-        default:
-          return dot_q6_k_bytes<1>(blocks, n_blocks, qa, t0, results);
-      }
-    }
-#endif
-    switch (count) {
-      case 4:
-        return dot_quant_row<Format, 4>(blocks, n_blocks, qa, t0, results);
-      case 3:
-        return dot_quant_row<Format, 3>(blocks, n_blocks, qa, t0, results);
-      case 2:
-        return dot_quant_row<Format, 2>(blocks, n_blocks, qa, t0, results);
-      default:
-        return dot_quant_row<Format, 1>(blocks, n_blocks, qa, t0, results);
-    }
+    if (count == kTokenTile)
+      return dot_row_tile<Format, kTokenTile>(blocks, n_blocks, qa, t0, results);
+    for (int t = 0; t < count; ++t)
+      dot_row_tile<Format, 1>(blocks, n_blocks, qa, t0 + t, results + t);
   });
 }
 
@@ -1043,18 +1013,12 @@ HWY_NOINLINE void matmul_float_rows(const detail::MatmulTask& task, int64_t r0, 
       }
       for (; r < re; ++r) {
         float results[kTokenTile] = {};
-        switch (count) {
-          case 4:
-            dot_float_row<Src, 4>(row_of(r), cols, task.x, t0, results);
-            break;
-          case 3:
-            dot_float_row<Src, 3>(row_of(r), cols, task.x, t0, results);
-            break;
-          case 2:
-            dot_float_row<Src, 2>(row_of(r), cols, task.x, t0, results);
-            break;
-          default:
-            dot_float_row<Src, 1>(row_of(r), cols, task.x, t0, results);
+        if (count == kTokenTile) {
+          dot_float_row<Src, kTokenTile>(row_of(r), cols, task.x, t0, results);
+        } else {
+          for (int t = 0; t < count; ++t) {
+            dot_float_row<Src, 1>(row_of(r), cols, task.x, t0 + t, results + t);
+          }
         }
         for (int t = 0; t < count; ++t)
           task.y[(t0 + t) * rows + r] = results[t];
