@@ -1,15 +1,22 @@
 // Per-target matrix products over GGML weights. Included once per SIMD target via all-inl.hpp.
 //
-// Quantized weights: each block is decoded in registers into 16-bit integers with its sub-block
-// scales already multiplied in (|scale * q| <= 4096 for every format), then multiplied with the
-// int16-widened Q8 activations by 16x16->32-bit multiply-adds (pmaddwd). A block's int32 sum is
-// converted to float once and scaled by d_weight * d_activation; the format's minimum terms are
-// added from the activation block sums. This is llama.cpp's vec_dot arithmetic: the integer sums
-// are exact, only the per-block float scaling rounds.
+// Quantized weights meet Q8 activations in exact integer dot products, llama.cpp's vec_dot
+// arithmetic: a block's int32 sum is converted to float once and scaled by d_weight * d_act, and
+// the format's minimum or offset terms come from the activation block sums. Two ways to get the
+// integer sums:
+//  - portable (every target, the only one on SCALAR): weights decoded in registers into 16-bit
+//    lanes with their sub-block scales multiplied in (|scale * q| <= 4096 for every format),
+//    times int16-widened activations in 16x16->32-bit multiply-adds (pmaddwd);
+//  - x86 SIMD targets, for the 4/5/6-bit formats: weights stay unsigned bytes and meet int8
+//    activations in pmaddubsw, whose 16-bit pair sums take the sub-block scales in pmaddwd —
+//    half the multiplies, which is what bounds decoding on a core.
+// Q8_0 stays on the portable path (its signed bytes would need a sign trick; it is memory-bound
+// already), as do Q2_K and Q3_K.
 //
-// Prompt batches: a tile of up to kTokenTile tokens shares each decoded weight vector, and rows
-// are walked in blocks of kRowBlock so a block's weights stay in L1/L2 while every token tile
-// passes over them: each weight byte comes from memory once per matmul.
+// Prompt batches: a tile of kTokenTile tokens shares each decoded weight vector (float weights
+// also share each activation vector across 4 rows), and rows are walked in blocks of kRowBlock so
+// a block's weights stay in L1/L2 while every token tile passes over them: each weight byte comes
+// from memory once per matmul.
 #if defined(FLOATLLM_KERNELS_MATMUL_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef FLOATLLM_KERNELS_MATMUL_INL_H_
 #undef FLOATLLM_KERNELS_MATMUL_INL_H_
