@@ -262,6 +262,15 @@ TEST(TokenizerJsonErrors, MalformedFilesNameTheProblem) {
   EXPECT_NE(json_error(R"({"model": {"type": "BPE", "vocab": {"a": 99999999}, "merges": []}})")
                 .find("out of range"),
             std::string::npos);
+  EXPECT_NE(json_error(R"({"model": {"type": "BPE", "vocab": {"a": 5000}, "merges": []}})")
+                .find("token id 5000 is far beyond the 1 tokens the file names"),
+            std::string::npos);
+  std::string nested = R"({"type": "NFC"})";
+  for (int i = 0; i < 100; ++i)
+    nested = R"({"type": "Sequence", "normalizers": [)" + nested + "]}";
+  EXPECT_NE(json_error("{" + kModelOk + R"(, "normalizer": )" + nested + "}")
+                .find("sequences nest deeper than 32"),
+            std::string::npos);
   EXPECT_NE(json_error(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}})")
                 .find("token id 0 is used twice"),
             std::string::npos);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -102,6 +103,9 @@ class Tokenizer {
     if (const auto bad = utf8::first_invalid(text)) {
       fail(source_, ": cannot encode text that is not valid UTF-8 (byte ", *bad, " of ",
            text.size(), ")");
+    }
+    if (text.size() > static_cast<std::size_t>(std::numeric_limits<int32_t>::max())) {
+      fail(source_, ": cannot encode ", text.size(), " bytes of text at once (at most 2 GiB)");
     }
     std::vector<int32_t> ids;
     if (options.add_special) ids = prefix_;

@@ -115,19 +115,27 @@ class Reader {
   std::string source_;
 };
 
+// Sequences nest in practice once; a bound keeps hostile nesting from exhausting the stack.
+inline constexpr int kMaxNesting = 32;
+
+inline void check_nesting(const Reader& in, int depth, std::string_view where) {
+  if (depth > kMaxNesting) in.error(where, concat("sequences nest deeper than ", kMaxNesting));
+}
+
 inline std::string type_of(const Reader& in, const Json& value, std::string_view where) {
   return in.string_member(in.object(value, where), "type", where);
 }
 
 inline void read_normalizer(const Reader& in, const Json& value, std::string_view where,
-                            Normalizer& normalizer) {
+                            Normalizer& normalizer, int depth = 0) {
+  check_nesting(in, depth, where);
   const std::string type = type_of(in, value, where);
   NormalizerStep step;
   if (type == "Sequence") {
     const Json& list =
         in.array(in.member(value, "normalizers", where), concat(where, ".normalizers"));
     for (std::size_t i = 0; i < list.size(); ++i)
-      read_normalizer(in, list[i], concat(where, ".normalizers[", i, "]"), normalizer);
+      read_normalizer(in, list[i], concat(where, ".normalizers[", i, "]"), normalizer, depth + 1);
     return;
   }
   if (type == "Prepend") {
@@ -188,7 +196,8 @@ inline PrependScheme read_prepend_scheme(const Reader& in, const Json& value,
 }
 
 inline void read_pre_tokenizer(const Reader& in, const Json& value, std::string_view where,
-                               TokenizerSpec& spec) {
+                               TokenizerSpec& spec, int depth = 0) {
+  check_nesting(in, depth, where);
   const std::string type = type_of(in, value, where);
   const std::string what = concat(in.source(), ": ", where);
   PreTokenizer& pre = spec.pre_tokenizer;
@@ -196,7 +205,7 @@ inline void read_pre_tokenizer(const Reader& in, const Json& value, std::string_
     const Json& list =
         in.array(in.member(value, "pretokenizers", where), concat(where, ".pretokenizers"));
     for (std::size_t i = 0; i < list.size(); ++i)
-      read_pre_tokenizer(in, list[i], concat(where, ".pretokenizers[", i, "]"), spec);
+      read_pre_tokenizer(in, list[i], concat(where, ".pretokenizers[", i, "]"), spec, depth + 1);
   } else if (type == "Split") {
     auto [pattern, is_regex] = in.pattern(value, where);
     const SplitBehavior behavior = read_behavior(in, value, where, SplitBehavior::Isolated);
@@ -241,12 +250,13 @@ inline void read_pre_tokenizer(const Reader& in, const Json& value, std::string_
 }
 
 inline void read_decoder(const Reader& in, const Json& value, std::string_view where,
-                         DecoderSpec& decoder) {
+                         DecoderSpec& decoder, int depth = 0) {
+  check_nesting(in, depth, where);
   const std::string type = type_of(in, value, where);
   if (type == "Sequence") {
     const Json& list = in.array(in.member(value, "decoders", where), concat(where, ".decoders"));
     for (std::size_t i = 0; i < list.size(); ++i)
-      read_decoder(in, list[i], concat(where, ".decoders[", i, "]"), decoder);
+      read_decoder(in, list[i], concat(where, ".decoders[", i, "]"), decoder, depth + 1);
   } else if (type == "ByteLevel") {
     decoder.byte_level = true;
   } else if (type == "Replace") {
@@ -272,7 +282,8 @@ inline void read_decoder(const Reader& in, const Json& value, std::string_view w
 }
 
 inline void read_post_processor(const Reader& in, const Json& value, std::string_view where,
-                                const StringToId& ids, TokenizerSpec& spec) {
+                                const StringToId& ids, TokenizerSpec& spec, int depth = 0) {
+  check_nesting(in, depth, where);
   const std::string type = type_of(in, value, where);
   auto id_of = [&](const std::string& name, std::string_view field) {
     const auto it = ids.find(name);
@@ -283,7 +294,7 @@ inline void read_post_processor(const Reader& in, const Json& value, std::string
     const Json& list =
         in.array(in.member(value, "processors", where), concat(where, ".processors"));
     for (std::size_t i = 0; i < list.size(); ++i)
-      read_post_processor(in, list[i], concat(where, ".processors[", i, "]"), ids, spec);
+      read_post_processor(in, list[i], concat(where, ".processors[", i, "]"), ids, spec, depth + 1);
   } else if (type == "ByteLevel") {
   } else if (type == "TemplateProcessing") {
     const Json& single = in.array(in.member(value, "single", where), concat(where, ".single"));
@@ -413,6 +424,12 @@ inline TokenizerSpec tokenizer_spec_from_json_text(
     }
   }
   if (max_id < 0) in.error("model.vocab", "is empty");
+  // Ids are dense in real files; a few gaps are fine, a vocabulary that is mostly holes is not.
+  const std::size_t named = entries.size() + added.size();
+  if (static_cast<std::size_t>(max_id) >= 2 * named + 1024) {
+    in.error("model.vocab",
+             concat("token id ", max_id, " is far beyond the ", named, " tokens the file names"));
+  }
 
   const auto n = static_cast<std::size_t>(max_id) + 1;
   spec.tokens.assign(n, std::string());
