@@ -73,7 +73,8 @@ HWY_INLINE void axpy(float p, const float* v, float* out, int64_t n) {
 
 // ---- Entry point (HWY_EXPORTed in the runtime-dispatch build) ----
 
-// Items [begin, end) of the n_tokens * n_heads (token, head) pairs.
+// Items [begin, end) of the n_heads * n_tokens (head, token) pairs, head-major: later tokens of a
+// causal batch see more keys, so contiguous ranges of whole heads balance the threads' work.
 inline void attention_items_impl(const detail::AttentionTask& task, int64_t begin, int64_t end) {
   thread_local std::vector<float> scores;
   thread_local std::vector<float> scratch;
@@ -81,8 +82,8 @@ inline void attention_items_impl(const detail::AttentionTask& task, int64_t begi
   const int64_t group = task.n_heads / task.n_kv_heads;
   scratch.resize(static_cast<size_t>(hd));
   for (int64_t item = begin; item < end; ++item) {
-    const int64_t t = item / task.n_heads;
-    const int64_t h = item % task.n_heads;
+    const int64_t h = item / task.n_tokens;
+    const int64_t t = item % task.n_tokens;
     const int64_t first = (h / group) * hd;
     const int64_t pos = task.first_pos + t;
     const int64_t lo = task.window > 0 ? std::max<int64_t>(0, pos - task.window + 1) : 0;
