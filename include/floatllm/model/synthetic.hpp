@@ -308,12 +308,13 @@ inline uint64_t hash_name(std::string_view name) {
   return hash;
 }
 
-// Fills `row` with approximately normal values of mean `mean` and deviation `sigma`: the sum of
-// four 16-bit uniforms has variance 4/12, so it is centred and scaled by sqrt(3).
+// Fills `row` with approximately normal values of mean `mean` and deviation `sigma`: four
+// uniform 16-bit integers (mean 32767.5, variance ~65536^2 / 12 each) sum to mean 131070 and
+// variance 65536^2 / 3, so the sum is centred and scaled by sqrt(3) / 65536.
 inline void fill_normal(std::span<float> row, uint64_t seed, float mean, float sigma) {
   uint64_t state = seed;
   const float scale = sigma * std::sqrt(3.0f) / 65536.0f;
-  const float offset = 2.0f * 65536.0f;
+  const float offset = 4 * 32767.5f;
   for (float& value : row) {
     const uint64_t bits = splitmix64(state);
     const auto sum = static_cast<float>((bits & 0xffff) + ((bits >> 16) & 0xffff) +
