@@ -1,8 +1,9 @@
 // Runtime dispatch: include this in exactly one .cpp of a program compiled with
 // FLOATLLM_RUNTIME_DISPATCH defined everywhere (the CMake target floatllm::dispatch does both).
-// That translation unit compiles every kernel for every x86 target Highway knows (AVX-512, AVX2,
-// SSE4, SSSE3, scalar) and defines the functions of kernels.hpp to call the best one the CPU
-// supports. Nothing may include Highway before this header in that file.
+// That translation unit compiles every kernel for every x86 target Highway builds (AVX-512, AVX2,
+// SSE4, SSSE3 and scalar, minus HWY_DISABLED_TARGETS, which floatllm::dispatch sets to SSSE3) and
+// defines the functions of kernels.hpp to call the best one the CPU supports. Nothing may include
+// Highway before this header in that file.
 #pragma once
 
 #if !defined(FLOATLLM_RUNTIME_DISPATCH)
