@@ -33,7 +33,8 @@ std::string gib(uint64_t bytes) {
 }
 
 int list_models() {
-  std::cout << "name                   arch    layers  dim   heads/kv  head  ffn    experts  vocab\n";
+  std::cout
+      << "name                   arch    layers  dim   heads/kv  head  ffn    experts  vocab\n";
   for (const SyntheticModelSpec& s : synthetic_models()) {
     std::printf("%-22s %-7s %6u %5u %5u/%-3u %5u %6u %8u %6u\n", s.name.c_str(),
                 s.architecture.c_str(), s.block_count, s.embedding_length, s.head_count,
@@ -53,16 +54,17 @@ int run_synth(const SynthOptions& options) {
           ? std::filesystem::path(FLOATLLM_TEST_MODELS) / default_vocab_file(spec.vocab)
           : std::filesystem::path(options.vocab_from);
   const GgufFile vocab(vocab_path);
-  const GgufWriter writer = make_synthetic_model(spec, *mix, vocab, {options.seed, options.threads});
+  const GgufWriter writer =
+      make_synthetic_model(spec, *mix, vocab, {options.seed, options.threads});
 
   std::map<GgmlType, std::pair<int, uint64_t>> by_type;
   for (const auto& tensor : writer.tensors()) {
     by_type[tensor.type].first += 1;
     by_type[tensor.type].second += tensor.byte_size;
   }
-  std::cerr << spec.name << " as " << quant_mix_info(*mix).name << ": "
-            << writer.tensors().size() << " tensors, " << gib(writer.data_bytes())
-            << " of tensor data; vocabulary from " << vocab_path.string() << "\n";
+  std::cerr << spec.name << " as " << quant_mix_info(*mix).name << ": " << writer.tensors().size()
+            << " tensors, " << gib(writer.data_bytes()) << " of tensor data; vocabulary from "
+            << vocab_path.string() << "\n";
   for (const auto& [type, count_bytes] : by_type) {
     std::cerr << "  " << ggml_type_name(type) << ": " << count_bytes.first << " tensors, "
               << gib(count_bytes.second) << "\n";
