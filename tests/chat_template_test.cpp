@@ -584,6 +584,27 @@ TEST(JinjaErrors, LimitsStopHostileTemplates) {
                          "{% set ns.x = [ns.x] %}{% endfor %}")
                 .find("nests deeper than 256"),
             std::string::npos);
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 100000; ++i)
+    chain += " + 1";
+  EXPECT_NE(render_error(chain + " }}").find("expression nests deeper than 256"),
+            std::string::npos);
+  std::string attributes = "{{ x";
+  for (int i = 0; i < 100000; ++i)
+    attributes += ".a";
+  EXPECT_NE(render_error(attributes + " }}").find("expression nests deeper than"),
+            std::string::npos);
+  std::string filters = "{{ 'x'";
+  for (int i = 0; i < 100000; ++i)
+    filters += " | trim";
+  EXPECT_NE(render_error(filters + " }}").find("expression nests deeper than"), std::string::npos);
+  // Macros recursing through deep expressions hit the evaluation depth bound first.
+  std::string deep = "f(n + 1)";
+  for (int i = 0; i < 60; ++i)
+    deep = "(" + deep + " + 0)";
+  EXPECT_NE(render_error("{% macro f(n) %}{{ " + deep + " }}{% endmacro %}{{ f(0) }}")
+                .find("template evaluation nests deeper than 600"),
+            std::string::npos);
   std::string nested_ifs;
   for (int i = 0; i < 300; ++i)
     nested_ifs += "{% if true %}";

@@ -32,6 +32,8 @@ struct JinjaLimits {
   uint64_t max_work = 500'000'000;             // evaluation steps plus bytes built
   int max_call_depth = 64;                     // macro calls inside macro calls
   int max_nesting = 128;                       // blocks and expressions inside each other
+  int max_expression_depth = 256;              // depth of one expression's tree
+  int max_eval_depth = 600;                    // statements and expressions being evaluated
 };
 
 namespace text {
@@ -293,8 +295,24 @@ class Renderer {
 
   // ---- statements ----
 
+  // Bounds the evaluation stack: nested blocks, expressions and macro calls together.
+  class Depth {
+   public:
+    explicit Depth(Renderer& renderer) : renderer_(renderer) {
+      if (++renderer_.eval_depth_ > renderer_.limits_.max_eval_depth)
+        fail("template evaluation nests deeper than ", renderer_.limits_.max_eval_depth);
+    }
+    ~Depth() { --renderer_.eval_depth_; }
+    Depth(const Depth&) = delete;
+    Depth& operator=(const Depth&) = delete;
+
+   private:
+    Renderer& renderer_;
+  };
+
   void render(const Stmt& stmt) {
     try {
+      const Depth depth(*this);
       charge(1);
       render_statement(stmt);
     } catch (const TemplateError&) {
@@ -452,6 +470,7 @@ class Renderer {
 
   Value eval(const Expr& expr) {
     try {
+      const Depth depth(*this);
       charge(1);
       return eval_expression(expr);
     } catch (const TemplateError&) {
@@ -1610,6 +1629,7 @@ class Renderer {
   uint64_t loop_iterations_ = 0;
   uint64_t work_ = 0;
   int call_depth_ = 0;
+  int eval_depth_ = 0;
 };
 
 // A parsed template. Parsing checks the syntax, tags, filters and tests; rendering evaluates it
@@ -1618,7 +1638,8 @@ class Template {
  public:
   explicit Template(std::string_view source, LexerOptions lexer = {}, JinjaLimits limits = {})
       : limits_(limits) {
-    Parser parser(Lexer(source, lexer).tokenize(), ParserLimits{limits.max_nesting});
+    Parser parser(Lexer(source, lexer).tokenize(),
+                  ParserLimits{limits.max_nesting, limits.max_expression_depth});
     body_ = parser.parse_template();
   }
 

@@ -44,6 +44,7 @@ struct Expr {
   std::vector<std::string> arg_names;  // "" for a positional argument
   bool negated = false;
   bool tuple = false;
+  int depth = 1;  // of the tree under this node, bounded so that no walk can exhaust the stack
 };
 
 struct Stmt;
@@ -97,7 +98,8 @@ inline const std::set<std::string, std::less<>>& known_tests() {
 }
 
 struct ParserLimits {
-  int max_nesting = 128;  // expressions and blocks inside each other
+  int max_nesting = 128;           // parentheses, brackets and blocks inside each other
+  int max_expression_depth = 256;  // operator chains such as a + b + c count one level each
 };
 
 class Parser {
@@ -355,6 +357,17 @@ class Parser {
     return std::make_unique<Expr>(kind, where);
   }
 
+  // Records the depth of a node whose children are in place; long chains (a + b + c ...,
+  // x.a.b.c ..., x | f | g ...) grow trees without nesting, and are bounded here.
+  std::unique_ptr<Expr> sealed(std::unique_ptr<Expr> node) {
+    for (const auto& child : node->children)
+      if (child) node->depth = std::max(node->depth, child->depth + 1);
+    if (node->depth > limits_.max_expression_depth)
+      fail_at(node->where, "expression nests deeper than ", limits_.max_expression_depth,
+              " levels");
+    return node;
+  }
+
   std::unique_ptr<Expr> parse_tuple_or_expression() {
     auto first = parse_expression();
     if (!at_operator(",")) return first;
@@ -365,7 +378,7 @@ class Parser {
       next();
       tuple->children.push_back(parse_expression());
     }
-    return tuple;
+    return sealed(std::move(tuple));
   }
 
   std::unique_ptr<Expr> parse_expression(bool allow_conditional = true) {
@@ -382,7 +395,7 @@ class Parser {
     } else {
       conditional->children.push_back(nullptr);
     }
-    return conditional;
+    return sealed(std::move(conditional));
   }
 
   std::unique_ptr<Expr> binary(Expr::Kind kind, std::unique_ptr<Expr> left,
@@ -391,7 +404,7 @@ class Parser {
     node->name = std::move(op);
     node->children.push_back(std::move(left));
     node->children.push_back(std::move(right));
-    return node;
+    return sealed(std::move(node));
   }
 
   std::unique_ptr<Expr> parse_or() {
@@ -418,7 +431,7 @@ class Parser {
       const Nesting nesting(*this, where);
       auto node = make(Expr::Kind::Not, where);
       node->children.push_back(parse_not());
-      return node;
+      return sealed(std::move(node));
     }
     return parse_compare();
   }
@@ -450,7 +463,7 @@ class Parser {
       compare->ops.push_back(op);
       compare->children.push_back(parse_math1());
     }
-    return compare ? std::move(compare) : std::move(first);
+    return compare ? sealed(std::move(compare)) : std::move(first);
   }
 
   std::unique_ptr<Expr> parse_math1() {
@@ -495,6 +508,7 @@ class Parser {
     if (at_operator("-")) {
       node = make(Expr::Kind::Negate, next().where);
       node->children.push_back(parse_unary(false));
+      node = sealed(std::move(node));
     } else if (at_operator("+")) {
       next();
       node = parse_unary(false);
@@ -573,7 +587,7 @@ class Parser {
       tuple->children.push_back(parse_expression());
     }
     expect_operator(")");
-    return tuple;
+    return sealed(std::move(tuple));
   }
 
   std::unique_ptr<Expr> parse_list() {
@@ -583,7 +597,7 @@ class Parser {
       if (!at_operator("]")) expect_operator(",");
     }
     next();
-    return list;
+    return sealed(std::move(list));
   }
 
   std::unique_ptr<Expr> parse_dict() {
@@ -595,7 +609,7 @@ class Parser {
       if (!at_operator("}")) expect_operator(",");
     }
     next();
-    return dict;
+    return sealed(std::move(dict));
   }
 
   void parse_arguments(Expr& call) {
@@ -628,14 +642,14 @@ class Parser {
           attr->name = expect_name();
           attr->children.push_back(std::move(node));
         }
-        node = std::move(attr);
+        node = sealed(std::move(attr));
       } else if (at_operator("[")) {
-        node = parse_subscript(std::move(node));
+        node = sealed(parse_subscript(std::move(node)));
       } else if (at_operator("(")) {
         auto call = make(Expr::Kind::Call, peek().where);
         call->children.push_back(std::move(node));
         parse_arguments(*call);
-        node = std::move(call);
+        node = sealed(std::move(call));
       } else {
         return node;
       }
@@ -694,7 +708,7 @@ class Parser {
           fail_at(name.where, "unknown filter '", filter->name, "'");
         filter->children.push_back(std::move(node));
         if (at_operator("(")) parse_arguments(*filter);
-        node = std::move(filter);
+        node = sealed(std::move(filter));
       } else if (at_name("is")) {
         const Location where = next().where;
         auto test = make(Expr::Kind::Test, where);
@@ -718,7 +732,7 @@ class Parser {
           test->arg_names.emplace_back();
           test->children.push_back(parse_postfix(parse_primary()));
         }
-        node = std::move(test);
+        node = sealed(std::move(test));
       } else {
         return node;
       }
