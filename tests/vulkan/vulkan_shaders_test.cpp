@@ -11,6 +11,7 @@
 #include "compute.hpp"
 #include "floatllm/backend/vulkan/vulkan_backend.hpp"
 #include "floatllm/core/error.hpp"
+#include "floatllm/kernels/kernels.hpp"
 #include "floatllm/kernels/tasks.hpp"
 #include "floatllm/quant/dequantize.hpp"
 #include "floatllm/quant/half.hpp"
@@ -226,6 +227,44 @@ INSTANTIATE_TEST_SUITE_P(
                     MatmulCase{GgmlType::Q6_K, 21, 512}),
     [](const auto& info) { return std::string(ggml_type_name(info.param.type)); });
 
+// The device's matmul of quantized weights against the CPU kernel's, which quantizes its
+// activations the same way: only float summation order differs.
+TEST_P(VulkanMatmul, MatchesTheCpuKernel) {
+  const auto [type, rows, cols] = GetParam();
+  const auto bytes = random_weights(type, rows, cols, 8);
+  const uint64_t row_bytes = ggml_row_bytes(type, static_cast<uint64_t>(cols));
+  DeviceMatrix w;
+  w.format = device_format(type);
+  w.activation_group = activation_group(type);
+  w.rows = static_cast<uint32_t>(rows);
+  w.cols = static_cast<uint32_t>(cols);
+  w.row_bytes = static_cast<uint32_t>(row_bytes);
+  std::vector<std::byte> padded(bytes);
+  padded.resize((bytes.size() + 3) / 4 * 4);
+  w.buffer = host_buffer(padded);
+  const MatrixView view{type, rows, cols, bytes.data(), row_bytes};
+  ThreadPool pool(1);
+  for (const uint32_t n : {1u, 7u}) {
+    const auto x = random_floats(static_cast<std::size_t>(n * cols), 200 + n);
+    std::vector<float> cpu(static_cast<std::size_t>(n * rows));
+    kernels::matmul(view, x.data(), n, cpu.data(), pool);
+    const Buffer xb = host_buffer(x);
+    const Buffer scratch = host_floats(x.size());
+    const Buffer yb = host_floats(cpu.size());
+    CommandStream s(context());
+    ops::matmul(s, w, xb, n, yb, &scratch);
+    s.finish();
+    const auto y = read_floats(yb, cpu.size());
+    double scale = 0;
+    for (float v : cpu)
+      scale = std::max(scale, double(std::abs(v)));
+    for (std::size_t i = 0; i < cpu.size(); ++i) {
+      // Sums of a few hundred terms in different orders: a few float ulps of the largest output.
+      ASSERT_NEAR(y[i], cpu[i], 1e-5 * scale) << ggml_type_name(type) << " output " << i;
+    }
+  }
+}
+
 TEST(VulkanShaders, QuantizesActivationsLikeTheCpu) {
   // Blocks with ties at .5 steps, a zero block and random values, in both block sizes.
   auto x = random_floats(3 * 256, 16, 4.0f);
@@ -363,7 +402,12 @@ INSTANTIATE_TEST_SUITE_P(Layouts, VulkanRope,
 
 TEST(VulkanShaders, StoreKvWritesF32AndRoundsF16ToNearestEven) {
   const uint32_t n = 3, width = 18, first_pos = 4;
-  const auto rows = random_floats(n * width, 4, 70000.0f);  // some beyond the F16 range
+  auto rows = random_floats(n * width, 4, 70000.0f);  // some beyond the F16 range
+  rows[0] = 1e-6f;                                    // an F16 subnormal
+  rows[1] = 65519.0f;                                 // rounds down to 65504
+  rows[2] = -65520.0f;                                // rounds to -infinity
+  rows[3] = 1.0f + 1.0f / 2048.0f;                    // a tie, to even
+  rows[4] = 3e-8f;                                    // rounds to the smallest subnormal
   const Buffer rb = host_buffer(rows);
   const Buffer f32 = host_floats((first_pos + n) * width);
   const Buffer f16 = host_floats((first_pos + n) * width / 2);
@@ -380,10 +424,7 @@ TEST(VulkanShaders, StoreKvWritesF32AndRoundsF16ToNearestEven) {
   }
   for (uint32_t i = 0; i < n * width; ++i) {
     EXPECT_EQ(a[first_pos * width + i], rows[i]);
-    const uint16_t got = halves[first_pos * width + i];
-    const uint16_t want = f32_to_fp16(rows[i]);
-    // GLSL leaves packHalf2x16's rounding to the driver: allow one unit in the last place.
-    EXPECT_LE(std::abs(int(got) - int(want)), 1) << rows[i];
+    EXPECT_EQ(halves[first_pos * width + i], f32_to_fp16(rows[i])) << rows[i];
   }
 }
 

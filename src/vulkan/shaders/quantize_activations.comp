@@ -22,12 +22,6 @@ float round_to_half(float v) {
   return uintBitsToFloat(bits & ~0x1FFFu);
 }
 
-// Half away from zero, like C's round.
-float round_away(float v) {
-  const float t = trunc(v);
-  return abs(v - t) >= 0.5 ? t + sign(v) : t;
-}
-
 void main() {
   const uint b = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * 64;
   if (b >= p.blocks) return;
@@ -35,10 +29,9 @@ void main() {
   if (p.group == 32) {
     float amax = 0.0;
     for (uint i = 0; i < 32; ++i) amax = max(amax, abs(x[base + i]));
-    const float d = amax / 127.0;
-    const float id = d != 0.0 ? 1.0 / d : 0.0;
-    const float stored = round_to_half(d);
-    for (uint i = 0; i < 32; ++i) y[base + i] = stored * round_away(x[base + i] * id);
+    const float id = amax != 0.0 ? 127.0 / amax : 0.0;
+    const float stored = round_to_half(amax / 127.0);
+    for (uint i = 0; i < 32; ++i) y[base + i] = stored * roundEven(x[base + i] * id);
     return;
   }
   float amax = 0.0;
