@@ -503,6 +503,29 @@ TEST(Quantize, OddInputsNeverProduceNanOrInf) {
   }
 }
 
+// NaN and inf inputs have no meaningful quantization, but they must not cause undefined behaviour
+// (the sanitizer build checks) and must stay inside their own block.
+TEST(Quantize, NonFiniteInputsStayInTheirBlock) {
+  for (const auto& traits : kGgmlTypes) {
+    if (!can_quantize(traits.type) || traits.block_elements == 1) continue;
+    const std::size_t n = traits.block_elements;
+    const auto clean = gaussian_values(n, 11);
+    const auto expected = quantize(traits.type, clean);
+    for (const float bad :
+         {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+          -std::numeric_limits<float>::infinity()}) {
+      SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(bad));
+      std::vector<float> row(n, bad);
+      row.insert(row.end(), clean.begin(), clean.end());
+      row[n / 3] = 1.0f;
+      const auto bytes = quantize(traits.type, row);
+      EXPECT_EQ(std::memcmp(bytes.data() + traits.block_bytes, expected.data(), expected.size()),
+                0);
+      dequantize(traits.type, bytes, row.size());
+    }
+  }
+}
+
 TEST(Quantize, RejectsUnsupportedTypesAndPartialBlocks) {
   std::vector<float> values(kQK_K);
   std::vector<std::byte> out(4096);
