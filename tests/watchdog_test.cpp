@@ -45,24 +45,32 @@ TEST(Watchdog, StaysQuietWithinTheBudget) {
   EXPECT_EQ(w.peak_resident(), 110 * MiB);
 }
 
-TEST(Watchdog, StopsBeforeTheProcessOutgrowsItsBudget) {
+TEST(Watchdog, StopsWhenTheProcessOutgrowsItsBudget) {
   MemoryReading r;
-  r.resident = 195 * MiB;
+  r.resident = 150 * MiB;
   Watchdog w(every_reading(200 * MiB), [&] { return r; });
   EXPECT_NO_THROW(w.check());
-  // 200 MiB + 3% = 206 MiB: 203 MiB growing by 8 MiB a step would cross it at the next step.
-  r.resident = 203 * MiB;
+  // A one-off jump that stays within 200 MiB + 3% = 206 MiB is allowed.
+  r.resident = 205 * MiB;
+  EXPECT_NO_THROW(w.check());
+  r.resident = 207 * MiB;
   const std::string why = message_of(w);
   EXPECT_NE(why.find("budget of 200.0 MiB"), std::string::npos) << why;
   EXPECT_NE(why.find("can continue"), std::string::npos) << why;
-  // Steady at the same level is allowed: no growth, below the ceiling.
-  EXPECT_NO_THROW(w.check());
-  EXPECT_NO_THROW(w.check());
-  r.resident = 207 * MiB;
-  EXPECT_THROW(w.check(), MemoryLimitError);
   // Once memory is back, checks pass again.
   r.resident = 150 * MiB;
   EXPECT_NO_THROW(w.check());
+}
+
+TEST(Watchdog, StopsWhenTheCgroupWouldReachItsLimitAtTheNextStep) {
+  MemoryReading r;
+  r.cgroup_limit = 1000 * MiB;
+  r.cgroup_usage = 960 * MiB;
+  Watchdog w(every_reading(0), [&] { return r; });
+  EXPECT_NO_THROW(w.check());
+  // Limit less 2% = 980 MiB: 972 MiB growing by 12 MiB a step would pass it next time.
+  r.cgroup_usage = 972 * MiB;
+  EXPECT_THROW(w.check(), MemoryLimitError);
 }
 
 TEST(Watchdog, StopsBeforeTheCgroupLimit) {

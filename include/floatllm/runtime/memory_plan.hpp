@@ -520,6 +520,24 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
   if (!best) return refuse();
 
   plan.layers = *best;
+  // Budget the layers leave over deepens the ring (dense models; MoE gives it to the expert
+  // cache): more layers read ahead absorb the jitter of the disk and of the compute.
+  if (!stream_experts && best_ring > 0) {
+    uint64_t resident = 0;
+    uint64_t streamed_reads = 0;
+    for (const LayerPlacement& l : plan.layers)
+      (l.streamed ? streamed_reads : resident) += l.streamed ? l.read_bytes : l.bytes;
+    const uint64_t deeper =
+        align_down(std::min(for_dense - resident, streamed_reads), kDirectIoAlignment);
+    if (deeper > best_ring) {
+      best_ring = deeper;
+      for (LayerPlacement& l : plan.layers) {
+        if (l.piece_bytes > 0)
+          l.piece_bytes = make_row_piece(n, *head_tensor, 0, head_piece_rows(best_ring)).read_bytes;
+      }
+      best_prediction = d::predict(plan.layers, best_ring, 0, 0, speeds);
+    }
+  }
   plan.ring_bytes = best_ring;
   plan.components.streaming_ring = best_ring;
   plan.components.resident_weights = 0;

@@ -70,8 +70,10 @@ class Watchdog {
   explicit Watchdog(WatchdogOptions options, MemoryProbe probe = system_memory_probe())
       : options_(options), probe_(std::move(probe)) {}
 
-  // Stops (throws MemoryLimitError) when a limit is crossed, or would be by the next step at the
-  // pace memory grew since the last reading.
+  // Stops (throws MemoryLimitError) when the process is past its budget (+ tolerance), or when
+  // the cgroup's limit would be reached by the next step at the pace memory grew since the last
+  // reading (that growth counted up to 2% of the limit: a one-off allocation is not a trend), or
+  // when the system runs short.
   void check() {
     const auto now = std::chrono::steady_clock::now();
     if (has_reading_ && now - last_time_ < options_.interval) return;
@@ -86,23 +88,23 @@ class Watchdog {
     has_reading_ = true;
     ++readings_;
     peak_resident_ = std::max(peak_resident_, r.resident);
-    const auto next = [](uint64_t now, uint64_t then) {
-      return now + (now > then ? now - then : 0);
+    const auto next = [](uint64_t now, uint64_t then, uint64_t limit) {
+      return now + std::min<uint64_t>(now > then ? now - then : 0, limit / 50);
     };
 
     if (options_.budget > 0) {
       const auto ceiling = static_cast<uint64_t>(static_cast<double>(options_.budget) *
                                                  (1 + options_.budget_tolerance));
-      if (next(r.resident, before.resident) > ceiling) {
-        stop(concat("the process uses ", format_bytes(r.resident),
-                    " and is growing past its budget of ", format_bytes(options_.budget), " (+",
-                    options_.budget_tolerance * 100, "%)"));
+      if (r.resident > ceiling) {
+        stop(concat("the process uses ", format_bytes(r.resident), ", past its budget of ",
+                    format_bytes(options_.budget), " (+", options_.budget_tolerance * 100, "%)"));
       }
     }
     if (r.cgroup_usage && r.cgroup_limit) {
       const auto ceiling = static_cast<uint64_t>(static_cast<double>(*r.cgroup_limit) *
                                                  (1 - options_.cgroup_headroom));
-      if (next(*r.cgroup_usage, before.cgroup_usage.value_or(*r.cgroup_usage)) > ceiling) {
+      if (next(*r.cgroup_usage, before.cgroup_usage.value_or(*r.cgroup_usage), *r.cgroup_limit) >
+          ceiling) {
         stop(concat("the memory cgroup's working set of ", format_bytes(*r.cgroup_usage),
                     " is about to reach its limit of ", format_bytes(*r.cgroup_limit)));
       }

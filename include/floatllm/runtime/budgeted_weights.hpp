@@ -1,0 +1,83 @@
+// A session's weights under a memory budget: the plan, the streaming source that carries it out
+// (when anything streams) and the watchdog that stops generation before a limit is crossed.
+//
+//   BudgetedWeights budgeted(*model, session_options, parse_memory_size("2G"));
+//   Session session(*model, tokenizer, session_options, budgeted.weights());
+//   session.set_step_check(budgeted.step_check());
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "floatllm/model/model.hpp"
+#include "floatllm/runtime/memory_plan.hpp"
+#include "floatllm/runtime/streaming_weights.hpp"
+#include "floatllm/runtime/watchdog.hpp"
+
+namespace floatllm {
+
+struct BudgetedWeightsOptions {
+  int64_t context = 2048;  // as SessionOptions
+  GgmlType kv_type = GgmlType::F16;
+  int threads = 0;
+  int64_t batch = 512;
+  // Measure this disk and memory for the prediction (a quarter of a second); otherwise assume.
+  bool measure_speeds = true;
+  DirectReader::Options io;
+  WatchdogOptions watchdog;  // its budget is set to the plan's
+};
+
+class BudgetedWeights {
+ public:
+  // Plans before anything is read: an impossible budget throws here, naming the smallest.
+  BudgetedWeights(const Model& model, uint64_t budget, const BudgetedWeightsOptions& options)
+      : plan_(make_plan(model, budget, options)), watchdog_(watchdog_options(budget, options)) {
+    if (plan_.streams()) {
+      StreamingOptions streaming = plan_.streaming_options();
+      streaming.before_layer = [this] { watchdog_.check(); };
+      streaming_ = std::make_unique<StreamingWeightSource>(model, std::move(streaming));
+    }
+  }
+
+  const MemoryPlan& plan() const { return plan_; }
+  // The source to give the Session; nullptr when everything stays mapped.
+  WeightSource* weights() { return streaming_.get(); }
+  const StreamingWeightSource* streaming() const { return streaming_.get(); }
+  Watchdog& watchdog() { return watchdog_; }
+  // For Session::set_step_check: the watchdog between tokens and batches.
+  std::function<void()> step_check() {
+    return [this] { watchdog_.check(); };
+  }
+
+ private:
+  static MemoryPlan make_plan(const Model& model, uint64_t budget,
+                              const BudgetedWeightsOptions& options) {
+    PlanRequest request;
+    request.budget = budget;
+    request.context = options.context;
+    request.kv_type = options.kv_type;
+    request.batch = options.batch;
+    request.threads = options.threads;
+    request.io = options.io;
+    DeviceSpeeds speeds;
+    speeds.disk_bytes_per_second = 1e9;
+    speeds.memory_bytes_per_second = 1e10;
+    // A first plan with assumed speeds refuses an impossible budget before any measurement.
+    MemoryPlan plan = plan_memory(model, request, speeds);
+    if (!options.measure_speeds) return plan;
+    return plan_memory(model, request,
+                       DeviceSpeeds::measure(model.file().mapping().path(), options.io));
+  }
+
+  static WatchdogOptions watchdog_options(uint64_t budget, const BudgetedWeightsOptions& options) {
+    WatchdogOptions w = options.watchdog;
+    w.budget = budget;
+    return w;
+  }
+
+  MemoryPlan plan_;
+  Watchdog watchdog_;
+  std::unique_ptr<StreamingWeightSource> streaming_;
+};
+
+}  // namespace floatllm
