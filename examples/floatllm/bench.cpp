@@ -1,0 +1,144 @@
+// `floatllm bench`: prompt-processing and decode speed, like llama-bench: mean ± sd over runs.
+#include <floatllm/floatllm.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <numeric>
+#include <random>
+
+#include "commands.hpp"
+#include "model_options.hpp"
+
+namespace floatllm::cli {
+namespace {
+
+struct BenchOptions {
+  ModelOptions model;
+  int64_t prompt_tokens = 128;
+  int64_t decode_tokens = 64;
+  int repetitions = 3;
+  bool json = false;
+};
+
+struct MeanSd {
+  double mean = 0;
+  double sd = 0;
+};
+
+MeanSd mean_sd(const std::vector<double>& values) {
+  MeanSd r;
+  if (values.empty()) return r;
+  r.mean = std::accumulate(values.begin(), values.end(), 0.0) / double(values.size());
+  double squares = 0;
+  for (double v : values)
+    squares += (v - r.mean) * (v - r.mean);
+  r.sd = values.size() > 1 ? std::sqrt(squares / double(values.size() - 1)) : 0.0;
+  return r;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+Command add_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand("bench", "Measure prompt and decode speed");
+  o->model.add_to(*cmd);
+  cmd->add_option("-p,--n-prompt", o->prompt_tokens, "Prompt tokens per run (0: skip)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("-n,--n-gen", o->decode_tokens, "Generated tokens per run (0: skip)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("-r,--repetitions", o->repetitions, "Runs of each test")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print JSON for machines");
+  return [o] {
+    const auto model = Model::open(o->model.model);
+    const Tokenizer tokenizer = Tokenizer::from_gguf(model->file());
+    SessionOptions options = o->model.session();
+    options.context = std::max<int64_t>(options.context, o->prompt_tokens + o->decode_tokens + 1);
+    Session session(*model, tokenizer, options);
+    const int64_t vocab = model->config().vocab_size;
+
+    // Random tokens, as llama-bench uses: speed does not depend on which tokens they are.
+    std::mt19937 rng(42);
+    std::uniform_int_distribution<int32_t> any_token(0, static_cast<int32_t>(vocab - 1));
+    std::vector<double> prompt_speeds;
+    std::vector<double> decode_speeds;
+    for (int run = -1; run < o->repetitions; ++run) {  // run -1 warms up caches and threads
+      if (o->prompt_tokens > 0) {
+        std::vector<int32_t> prompt(static_cast<std::size_t>(o->prompt_tokens));
+        for (int32_t& t : prompt)
+          t = any_token(rng);
+        session.reset();
+        const auto start = std::chrono::steady_clock::now();
+        session.eval(prompt);
+        if (run >= 0) prompt_speeds.push_back(double(o->prompt_tokens) / seconds_since(start));
+      }
+      if (o->decode_tokens > 0) {
+        session.reset();
+        int32_t token = tokenizer.bos_id().value_or(any_token(rng));
+        const auto start = std::chrono::steady_clock::now();
+        for (int64_t i = 0; i < o->decode_tokens; ++i) {
+          session.eval({&token, 1});
+          token = any_token(rng);
+        }
+        if (run >= 0) decode_speeds.push_back(double(o->decode_tokens) / seconds_since(start));
+      }
+    }
+
+    const MeanSd pp = mean_sd(prompt_speeds);
+    const MeanSd tg = mean_sd(decode_speeds);
+    const ModelConfig& c = model->config();
+    const uint64_t weight_bytes = model->file().file_size() - model->file().data_offset();
+    const uint64_t peak = process_memory().peak_resident_bytes;
+    if (o->json) {
+      nlohmann::json out = {
+          {"model", o->model.model},      {"architecture", model->architecture_name()},
+          {"weight_bytes", weight_bytes}, {"threads", session.options().threads},
+          {"kv_type", o->model.kv_type},  {"repetitions", o->repetitions},
+          {"peak_resident_bytes", peak}};
+      if (o->prompt_tokens > 0) {
+        out["prompt"] = {{"tokens", o->prompt_tokens},
+                         {"tokens_per_second", pp.mean},
+                         {"sd", pp.sd},
+                         {"runs", prompt_speeds}};
+      }
+      if (o->decode_tokens > 0) {
+        out["decode"] = {{"tokens", o->decode_tokens},
+                         {"tokens_per_second", tg.mean},
+                         {"sd", tg.sd},
+                         {"runs", decode_speeds}};
+      }
+      std::cout << out.dump(2) << "\n";
+      return 0;
+    }
+    std::printf("model: %s (%s, %lld layers, dim %lld, %.1f MiB of weights)\n",
+                o->model.model.c_str(), std::string(model->architecture_name()).c_str(),
+                (long long)c.n_layers, (long long)c.dim, double(weight_bytes) / (1 << 20));
+    std::printf("threads %d, KV cache %s, %d runs\n\n", session.options().threads,
+                o->model.kv_type.c_str(), o->repetitions);
+    std::printf("%-12s %10s %22s\n", "test", "tokens", "tokens/s");
+    if (o->prompt_tokens > 0) {
+      std::printf("%-12s %10lld %13.2f ± %6.2f\n", "prompt", (long long)o->prompt_tokens, pp.mean,
+                  pp.sd);
+    }
+    if (o->decode_tokens > 0) {
+      std::printf("%-12s %10lld %13.2f ± %6.2f\n", "decode", (long long)o->decode_tokens, tg.mean,
+                  tg.sd);
+    }
+    std::printf("\npeak memory %.1f MiB\n", double(peak) / (1 << 20));
+    return 0;
+  };
+}
+
+const CommandRegistration registration("bench", add_bench);
+
+}  // namespace
+}  // namespace floatllm::cli
