@@ -176,6 +176,14 @@ class Session {
   }
 
   void reset() { history_.clear(); }
+  // Forgets the tokens from `length` on. The cache rows before it stay valid, so a new prompt
+  // that shares a prefix with the context only needs its differing tail evaluated.
+  void truncate(int64_t length) {
+    if (length < 0 || length > position()) {
+      fail("cannot truncate a context of ", position(), " tokens to ", length);
+    }
+    history_.resize(static_cast<std::size_t>(length));
+  }
   int64_t position() const { return static_cast<int64_t>(history_.size()); }
   const std::vector<int32_t>& history() const { return history_; }
   const SessionOptions& options() const { return options_; }
