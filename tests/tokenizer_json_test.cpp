@@ -430,5 +430,42 @@ TEST(GgufTokenizerErrors, BertIsUnsupported) {
             std::string::npos);
 }
 
+// Llama 2's SentencePiece model is the vocabulary of ggml-vocab-llama-spm.gguf (converted from
+// it by llama.cpp): it must reproduce the same vectors.
+TEST(SentencePieceModel, Llama2ReproducesLlamaSpmVectors) {
+  const Tokenizer t =
+      Tokenizer::from_file(test::model_path("tokenizers/llama2-sentencepiece/tokenizer.model"));
+  EXPECT_EQ(t.vocab_size(), 32000);
+  EXPECT_EQ(t.bos_id(), 1);
+  EXPECT_EQ(t.eos_id(), 2);
+  EXPECT_EQ(t.unk_id(), 0);
+  EXPECT_TRUE(t.add_bos());
+  expect_vocab_vectors(t, "llama-spm");
+  EXPECT_EQ(t.decode(t.encode(kMultilingual)), kMultilingual);
+}
+
+TEST(SentencePieceModel, MalformedProtobufNamesTheProblem) {
+  EXPECT_NE(error_of([] {
+              (void)tokenizer_spec_from_sentencepiece(
+                  "\x0A\x05"
+                  "ab",
+                  "m");
+            })
+                .find("m: SentencePiece model ModelProto at byte 2: length-delimited field runs "
+                      "past the end"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of([] { (void)tokenizer_spec_from_sentencepiece("", "m"); }).find("holds no pieces"),
+      std::string::npos);
+  // One piece, trainer_spec with model_type 1 (unigram).
+  EXPECT_NE(error_of([] {
+              (void)tokenizer_spec_from_sentencepiece(std::string("\x0A\x03\x0A\x01"
+                                                                  "a\x12\x02\x18\x01",
+                                                                  9),
+                                                      "m");
+            }).find("unsupported SentencePiece model type 1"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace floatllm

@@ -29,6 +29,7 @@
 #include "floatllm/tokenizer/bpe.hpp"
 #include "floatllm/tokenizer/byte_level.hpp"
 #include "floatllm/tokenizer/gguf_tokenizer.hpp"
+#include "floatllm/tokenizer/sentencepiece_model.hpp"
 #include "floatllm/tokenizer/tokenizer_json.hpp"
 #include "floatllm/tokenizer/tokenizer_spec.hpp"
 #include "floatllm/tokenizer/utf8.hpp"
@@ -89,12 +90,24 @@ class Tokenizer {
     return Tokenizer(tokenizer_spec_from_json(tokenizer_json, tokenizer_config_json));
   }
 
-  // A GGUF file (by its magic), a tokenizer.json (with the tokenizer_config.json beside it, if
-  // any), or a folder holding tokenizer.json.
+  // A SentencePiece tokenizer.model protobuf (BPE models with the identity normalizer).
+  static Tokenizer from_sentencepiece(const std::filesystem::path& tokenizer_model) {
+    return Tokenizer(tokenizer_spec_from_sentencepiece(read_text_file(tokenizer_model),
+                                                       tokenizer_model.string()));
+  }
+
+  // A GGUF file, a tokenizer.json (with the tokenizer_config.json beside it, if any), a
+  // SentencePiece .model, or a folder holding tokenizer.json or tokenizer.model.
   static Tokenizer from_file(const std::filesystem::path& path) {
     namespace fs = std::filesystem;
-    if (fs::is_directory(path)) return from_json_with_config(path / "tokenizer.json");
+    if (fs::is_directory(path)) {
+      if (!fs::exists(path / "tokenizer.json") && fs::exists(path / "tokenizer.model")) {
+        return from_sentencepiece(path / "tokenizer.model");
+      }
+      return from_json_with_config(path / "tokenizer.json");
+    }
     if (path.extension() == ".json") return from_json_with_config(path);
+    if (path.extension() == ".model") return from_sentencepiece(path);
     const GgufFile gguf(path);
     return from_gguf(gguf);
   }
