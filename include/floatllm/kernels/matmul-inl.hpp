@@ -634,6 +634,136 @@ HWY_INLINE void dot_k4_bytes(
 // Q6_K on x86 SIMD targets: q in 0..63 as unsigned bytes in pmaddubsw (at most 2 * 63 * 127),
 // signed sub-block scales in pmaddwd, and the -32 offset folded out as
 // -32 * d * d_act * sum(scale_j * bsum_j).
+// Q2_K / Q3_K on x86 SIMD targets: value 128c + 32j + l is bits 2j of qs[32c + l] (plus, for
+// Q3_K, bit 4c + j of hmask[l] as +4), unsigned bytes in pmaddubsw, sub-block scales (per 16
+// values) in pmaddwd. Q2_K subtracts dmin * (mins . bsums); Q3_K's stored values are q - 4, so
+// it subtracts 4 * d * (scales . bsums).
+template <bool kThree, int T>
+HWY_INLINE void dot_k23_bytes(const std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>* blocks,
+                              int64_t n_blocks, const detail::QuantizedActivations& qa, int64_t t0,
+                              float* results) {
+  const D8 d8;
+  const DS8 ds8;
+  const DP16 d16;
+  const DP32 d32;
+  const DPF df;
+  constexpr size_t kLanes = hn::MaxLanes(D8());
+  const V8 three = hn::Set(d8, 3);
+  const V8 one = hn::Set(d8, 1);
+  hn::Vec<DPF> facc[T];
+  MinTerms<16> terms[T];
+  const int8_t* act[T];
+  const float* act_d[T];
+  for (int t = 0; t < T; ++t) {
+    facc[t] = hn::Zero(df);
+    terms[t].clear();
+    act[t] = qa.q8_row(t0 + t);
+    act_d[t] = qa.d_row(t0 + t);
+  }
+#if FLOATLLM_BLOCK_PER_VECTOR
+  hn::Vec<D8> scale_index[2];
+  for (int p = 0; p < 2; ++p) {
+    alignas(64) uint8_t index[64];
+    for (int i = 0; i < 64; ++i) {
+      index[i] = static_cast<uint8_t>(2 * (4 * p + i / 16) + i % 2);
+    }
+    scale_index[p] = hn::Load(d8, index);
+  }
+#endif
+  for (int64_t g = 0; g < n_blocks; ++g) {
+    const auto& b = blocks[g];
+    const float d = f16(b.d);
+    alignas(16) int16_t scales[16];
+    int8_t mins[16];
+    float min_factor;
+    if constexpr (kThree) {
+      // unpack_q3_k_scale for all 16 at once: low nibbles from bytes 0..7, top bit pairs from
+      // bytes 8..11, four scales per 32-bit word.
+      uint32_t w[4];
+      std::memcpy(w, b.scales, 12);
+      const uint32_t top = w[2];
+      w[2] = ((w[0] >> 4) & 0x0f0f0f0fu) | (((top >> 4) & 0x03030303u) << 4);
+      w[3] = ((w[1] >> 4) & 0x0f0f0f0fu) | (((top >> 6) & 0x03030303u) << 4);
+      w[0] = (w[0] & 0x0f0f0f0fu) | ((top & 0x03030303u) << 4);
+      w[1] = (w[1] & 0x0f0f0f0fu) | (((top >> 2) & 0x03030303u) << 4);
+      uint8_t biased[16];
+      std::memcpy(biased, w, 16);
+      for (int j = 0; j < 16; ++j) {
+        scales[j] = static_cast<int16_t>(biased[j] - 32);
+        mins[j] = static_cast<int8_t>(biased[j] - 32);
+      }
+      min_factor = -4.0f * d;
+    } else {
+      for (int j = 0; j < 16; ++j) {
+        scales[j] = static_cast<int16_t>(b.scales[j] & 15);
+        mins[j] = static_cast<int8_t>(b.scales[j] >> 4);
+      }
+      min_factor = -f16(b.dmin);
+    }
+    hn::Vec<DP32> iacc[T];
+    for (int t = 0; t < T; ++t)
+      iacc[t] = hn::Zero(d32);
+    const auto accumulate = [&](size_t off, V8 w, hn::Vec<DP16> sc) HWY_ATTR {
+      for (int t = 0; t < T; ++t) {
+        const auto pairs = maddubs(w, hn::LoadU(ds8, act[t] + g * 256 + off));
+        hn::Vec<DP32> unused = hn::Zero(d32);
+        iacc[t] = hn::ReorderWidenMulAccumulate(d32, pairs, sc, iacc[t], unused);
+      }
+    };
+    for (int c = 0; c < 2; ++c) {
+#if FLOATLLM_BLOCK_PER_VECTOR
+      const hn::Half<D8> dh;
+      const auto q = hn::LoadU(dh, b.qs + 32 * c);
+      const auto scale_words =
+          hn::BitCast(d8, hn::LoadDup128(hn::Repartition<int16_t, D8>(), scales + 8 * c));
+      for (int p = 0; p < 2; ++p) {
+        auto lo = hn::And(hn::ShiftRightSame(q, 4 * p), hn::Set(dh, 3));
+        auto hi = hn::And(hn::ShiftRightSame(q, 4 * p + 2), hn::Set(dh, 3));
+        if constexpr (kThree) {
+          const auto h = hn::LoadU(dh, b.hmask);
+          const int bit = 4 * c + 2 * p;
+          lo = hn::Or(lo, hn::ShiftLeft<2>(hn::And(hn::ShiftRightSame(h, bit), hn::Set(dh, 1))));
+          hi =
+              hn::Or(hi, hn::ShiftLeft<2>(hn::And(hn::ShiftRightSame(h, bit + 1), hn::Set(dh, 1))));
+        }
+        accumulate(static_cast<size_t>(128 * c + 64 * p), hn::Combine(d8, hi, lo),
+                   hn::BitCast(d16, hn::TableLookupBytes(scale_words, scale_index[p])));
+      }
+#else
+      for (size_t l0 = 0; l0 < 32; l0 += kLanes) {
+        const V8 q = hn::LoadU(d8, b.qs + 32 * c + l0);
+        for (int j = 0; j < 4; ++j) {
+          V8 v = hn::And(hn::ShiftRightSame(q, 2 * j), three);
+          if constexpr (kThree) {
+            const V8 h = hn::LoadU(d8, b.hmask + l0);
+            v = hn::Or(v, hn::ShiftLeft<2>(hn::And(hn::ShiftRightSame(h, 4 * c + j), one)));
+          }
+          const int s = 8 * c + 2 * j;
+          hn::Vec<DP16> sc;
+          if constexpr (kLanes >= 32) {
+            const hn::Half<DP16> dh16;
+            sc = hn::Combine(d16, hn::Set(dh16, scales[s + 1]), hn::Set(dh16, scales[s]));
+          } else {
+            sc = hn::Set(d16, scales[s + (l0 >= 16 ? 1 : 0)]);
+          }
+          accumulate(static_cast<size_t>(128 * c + 32 * j) + l0, v, sc);
+        }
+      }
+#endif
+    }
+    for (int t = 0; t < T; ++t) {
+      facc[t] = hn::MulAdd(hn::ConvertTo(df, iacc[t]), hn::Set(df, d * act_d[t][g]), facc[t]);
+      terms[t].add(mins, qa.bsums_row(t0 + t) + 16 * g, min_factor * act_d[t][g]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    results[t] = hn::GetLane(hn::SumOfLanes(df, facc[t])) + terms[t].total();
+  }
+  (void)kLanes;
+  (void)three;
+  (void)one;
+}
+
 template <int T>
 HWY_INLINE void dot_q6_k_bytes(const BlockQ6_K* blocks, int64_t n_blocks,
                                const detail::QuantizedActivations& qa, int64_t t0, float* results) {
@@ -865,6 +995,8 @@ HWY_INLINE void dot_row_tile(const typename Format::Block* blocks, int64_t n_blo
 #if FLOATLLM_K4_BYTES
   if constexpr (std::is_same_v<Format, FormatQ4_K> || std::is_same_v<Format, FormatQ5_K>) {
     return dot_k4_bytes<std::is_same_v<Format, FormatQ5_K>, T>(blocks, n_blocks, qa, t0, results);
+  } else if constexpr (std::is_same_v<Format, FormatQ2_K> || std::is_same_v<Format, FormatQ3_K>) {
+    return dot_k23_bytes<std::is_same_v<Format, FormatQ3_K>, T>(blocks, n_blocks, qa, t0, results);
   } else if constexpr (std::is_same_v<Format, FormatQ6_K>) {
     return dot_q6_k_bytes<T>(blocks, n_blocks, qa, t0, results);
   } else if constexpr (std::is_same_v<Format, FormatQ4_0> || std::is_same_v<Format, FormatQ4_1> ||
