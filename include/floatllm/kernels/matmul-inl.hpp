@@ -7,11 +7,11 @@
 //  - portable (every target, the only one on SCALAR): weights decoded in registers into 16-bit
 //    lanes with their sub-block scales multiplied in (|scale * q| <= 4096 for every format),
 //    times int16-widened activations in 16x16->32-bit multiply-adds (pmaddwd);
-//  - x86 SIMD targets, for the 4/5/6-bit formats: weights stay unsigned bytes and meet int8
+//  - x86 SIMD targets, for the 2- to 6-bit formats: weights stay unsigned bytes and meet int8
 //    activations in pmaddubsw, whose 16-bit pair sums take the sub-block scales in pmaddwd —
 //    half the multiplies, which is what bounds decoding on a core.
 // Q8_0 stays on the portable path (its signed bytes would need a sign trick; it is memory-bound
-// already), as do Q2_K and Q3_K.
+// already).
 //
 // Prompt batches: a tile of kTokenTile tokens shares each decoded weight vector (float weights
 // also share each activation vector across 4 rows), and rows are walked in blocks of kRowBlock so
