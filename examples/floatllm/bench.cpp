@@ -40,6 +40,58 @@ MeanSd mean_sd(const std::vector<double>& values) {
   return r;
 }
 
+// How a budgeted run went against its budget, its plan, and the bound the disk sets: the disk's
+// sequential O_DIRECT read speed, measured now, over the bytes streamed per decoded token.
+struct BudgetReport {
+  std::string text;
+  nlohmann::json json;
+};
+
+BudgetReport budget_report(const BudgetedWeights& budgeted, uint64_t peak, double decode_speed) {
+  const MemoryPlan& plan = budgeted.plan();
+  const double disk = measure_read_bytes_per_second(plan.model_path, plan.io, 256 << 20);
+  const double per_token = static_cast<double>(plan.streamed_bytes_per_token);
+  const double bound = per_token > 0 ? disk / per_token : 0;
+  const double budget = static_cast<double>(plan.budget);
+  const double predicted_peak = static_cast<double>(plan.components.total());
+  const auto mib = [](double bytes) { return bytes / (1 << 20); };
+  BudgetReport r;
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "\nmemory budget %.1f MiB: peak %.1f MiB = %.1f%% of the budget (limit 103%%)\n"
+                "plan: predicted peak %.1f MiB (measured %+.1f%%), predicted decode %.3f tokens/s "
+                "(measured %+.1f%%)\n",
+                mib(budget), mib(double(peak)), 100 * double(peak) / budget, mib(predicted_peak),
+                100 * (double(peak) / predicted_peak - 1), plan.predicted_tokens_per_second,
+                plan.predicted_tokens_per_second > 0
+                    ? 100 * (decode_speed / plan.predicted_tokens_per_second - 1)
+                    : 0.0);
+  r.text = line;
+  if (per_token > 0) {
+    std::snprintf(line, sizeof line,
+                  "streaming: %.1f MiB read per token; this disk reads %.1f MiB/s (O_DIRECT, "
+                  "measured after the runs) -> bound %.3f tokens/s; decode %.3f tokens/s = "
+                  "%.1f%% of the bound\n",
+                  mib(per_token), mib(disk), bound, decode_speed,
+                  bound > 0 ? 100 * decode_speed / bound : 0.0);
+    r.text += line;
+  }
+  r.json = {{"budget_bytes", plan.budget},
+            {"peak_resident_bytes", peak},
+            {"predicted_peak_bytes", plan.components.total()},
+            {"predicted_decode_tokens_per_second", plan.predicted_tokens_per_second},
+            {"streamed_bytes_per_token", plan.streamed_bytes_per_token},
+            {"disk_bytes_per_second", disk},
+            {"decode_bound_tokens_per_second", bound},
+            {"plan", plan.to_json()}};
+  if (const StreamingWeightSource* s = budgeted.streaming()) {
+    const StreamingStats stats = s->stats();
+    r.json["streamed_bytes"] = stats.bytes_read;
+    r.json["io_wait_seconds"] = stats.io_wait_seconds;
+  }
+  return r;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -60,10 +112,16 @@ Command add_bench(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print JSON for machines");
   return [o] {
     const auto model = Model::open(o->model.model);
-    const Tokenizer tokenizer = Tokenizer::from_gguf(model->file());
     SessionOptions options = o->model.session();
     options.context = std::max<int64_t>(options.context, o->prompt_tokens + o->decode_tokens + 1);
-    Session session(*model, tokenizer, options);
+    // Under a budget, a batch larger than the prompt would only reserve memory it never uses.
+    if (!o->model.mem_budget.empty() && o->prompt_tokens > 0) {
+      options.batch = std::min(options.batch, o->prompt_tokens);
+    }
+    const ModelOptions::Memory memory = o->model.memory(*model, options);
+    const Tokenizer tokenizer = Tokenizer::from_gguf(model->file());
+    Session session(*model, tokenizer, options, memory.weights());
+    memory.attach(session);
     const int64_t vocab = model->config().vocab_size;
 
     // Random tokens, as llama-bench uses: speed does not depend on which tokens they are.
@@ -77,6 +135,7 @@ Command add_bench(CLI::App& app) {
         for (int32_t& t : prompt)
           t = any_token(rng);
         session.reset();
+        memory.phase("prompt");
         const auto start = std::chrono::steady_clock::now();
         session.eval(prompt);
         if (run >= 0) prompt_speeds.push_back(double(o->prompt_tokens) / seconds_since(start));
@@ -84,6 +143,7 @@ Command add_bench(CLI::App& app) {
       if (o->decode_tokens > 0) {
         session.reset();
         int32_t token = tokenizer.bos_id().value_or(any_token(rng));
+        memory.phase("decode");
         const auto start = std::chrono::steady_clock::now();
         for (int64_t i = 0; i < o->decode_tokens; ++i) {
           session.eval({&token, 1});
@@ -98,6 +158,10 @@ Command add_bench(CLI::App& app) {
     const ModelConfig& c = model->config();
     const uint64_t weight_bytes = model->file().file_size() - model->file().data_offset();
     const uint64_t peak = process_memory().peak_resident_bytes;
+    memory.phase("done");
+    const std::optional<BudgetReport> budget =
+        memory.budgeted ? std::optional(budget_report(*memory.budgeted, peak, tg.mean))
+                        : std::nullopt;
     if (o->json) {
       nlohmann::json out = {
           {"model", o->model.model},      {"architecture", model->architecture_name()},
@@ -110,6 +174,7 @@ Command add_bench(CLI::App& app) {
                          {"sd", pp.sd},
                          {"runs", prompt_speeds}};
       }
+      if (budget) out["memory_budget"] = budget->json;
       if (o->decode_tokens > 0) {
         out["decode"] = {{"tokens", o->decode_tokens},
                          {"tokens_per_second", tg.mean},
@@ -134,6 +199,7 @@ Command add_bench(CLI::App& app) {
                   tg.sd);
     }
     std::printf("\npeak memory %.1f MiB\n", double(peak) / (1 << 20));
+    if (budget) std::printf("%s", budget->text.c_str());
     return 0;
   };
 }

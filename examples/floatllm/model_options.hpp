@@ -2,10 +2,15 @@
 #pragma once
 
 #include <floatllm/floatllm.hpp>
+#include <floatllm/runtime/budgeted_weights.hpp>
+#include <floatllm/runtime/memory_trace.hpp>
 
 #include <CLI/CLI.hpp>
 
+#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace floatllm::cli {
 
@@ -15,6 +20,8 @@ struct ModelOptions {
   int64_t context = 2048;
   std::string kv_type = "f16";
   int64_t batch = 512;
+  std::string mem_budget;  // empty: no budget, everything stays mapped
+  std::string mem_trace;
 
   void add_to(CLI::App& command) {
     command.add_option("-m,--model", model, "GGUF model file (default: the sample model)");
@@ -29,6 +36,12 @@ struct ModelOptions {
     command.add_option("-b,--batch-size", batch, "Prompt tokens per forward pass")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    command.add_option("--mem-budget", mem_budget,
+                       "Memory budget (512M, 6G, 1.5GiB, auto): layers that do not fit are "
+                       "streamed from disk, and generation stops cleanly before it is exceeded");
+    command.add_option("--mem-trace", mem_trace,
+                       "Write the process's memory over time to this CSV file "
+                       "(scripts/plot-memory draws it)");
   }
 
   SessionOptions session() const {
@@ -40,6 +53,37 @@ struct ModelOptions {
     if (!type) fail("unknown KV cache type '", kv_type, "'");
     options.kv_type = *type;
     return options;
+  }
+
+  // The memory side of a run, from --mem-budget and --mem-trace: call before loading anything
+  // else, so an impossible budget is refused first.
+  struct Memory {
+    std::unique_ptr<MemoryTrace> trace;
+    std::unique_ptr<BudgetedWeights> budgeted;
+
+    // For the Session: nullptr keeps every weight mapped.
+    WeightSource* weights() const { return budgeted ? budgeted->weights() : nullptr; }
+    void attach(Session& session) const {
+      if (budgeted) session.set_step_check(budgeted->step_check());
+    }
+    void phase(std::string_view name) const {
+      if (trace) trace->phase(name);
+    }
+  };
+
+  Memory memory(const Model& model, const SessionOptions& options) const {
+    Memory memory;
+    const uint64_t budget = mem_budget.empty() ? 0 : resolve_memory_budget(mem_budget);
+    if (!mem_trace.empty()) memory.trace = std::make_unique<MemoryTrace>(mem_trace, budget);
+    if (budget > 0) {
+      BudgetedWeightsOptions b;
+      b.context = options.context;
+      b.kv_type = options.kv_type;
+      b.threads = options.threads;
+      b.batch = options.batch;
+      memory.budgeted = std::make_unique<BudgetedWeights>(model, budget, b);
+    }
+    return memory;
   }
 };
 

@@ -71,8 +71,11 @@ Command add_run(CLI::App& app) {
     }
     const auto load_start = std::chrono::steady_clock::now();
     const auto model = Model::open(o->model.model);
+    const SessionOptions session_options = o->model.session();
+    const ModelOptions::Memory memory = o->model.memory(*model, session_options);
     const Tokenizer tokenizer = Tokenizer::from_gguf(model->file());
-    Session session(*model, tokenizer, o->model.session());
+    Session session(*model, tokenizer, session_options, memory.weights());
+    memory.attach(session);
     const double load_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
@@ -84,6 +87,9 @@ Command add_run(CLI::App& app) {
     params.add_special = !o->no_special;
     params.parse_special = !o->no_special;
     const ModelConfig& c = model->config();
+    if (o->verbose && memory.budgeted) {
+      std::fprintf(stderr, "%s", memory.budgeted->plan().describe().c_str());
+    }
     if (o->verbose) {
       std::fprintf(stderr,
                    "model: %s (%s), %lld layers, dim %lld, %lld/%lld heads of %lld, ffn %lld, "
@@ -103,10 +109,15 @@ Command add_run(CLI::App& app) {
     }
 
     std::cout << o->prompt << std::flush;
-    const GenerationResult result = session.generate(o->prompt, params, [](std::string_view text) {
+    memory.phase("prompt");
+    bool decoding = false;
+    const GenerationResult result = session.generate(o->prompt, params, [&](std::string_view text) {
+      if (!decoding) memory.phase("decode");
+      decoding = true;
       std::cout << text << std::flush;
       return true;
     });
+    memory.phase("done");
     std::cout << "\n";
     std::fprintf(stderr,
                  "\nload %.3f s | prompt %lld tokens, %.1f tokens/s | generated %zu tokens, "
@@ -115,6 +126,14 @@ Command add_run(CLI::App& app) {
                  result.tokens.size(), result.decode_tokens_per_second(),
                  std::string(to_string(result.stop_reason)).c_str(),
                  double(result.peak_resident_bytes) / (1 << 20));
+    if (memory.budgeted && memory.budgeted->streaming() != nullptr) {
+      const StreamingStats stats = memory.budgeted->streaming()->stats();
+      std::fprintf(stderr,
+                   "streamed %.1f MiB from disk (%s), waited %.3f s for reads | budget %.1f MiB\n",
+                   double(stats.bytes_read) / (1 << 20),
+                   memory.budgeted->streaming()->direct_io() ? "O_DIRECT" : "buffered",
+                   stats.io_wait_seconds, double(memory.budgeted->plan().budget) / (1 << 20));
+    }
     return 0;
   };
 }
