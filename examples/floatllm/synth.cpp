@@ -53,6 +53,10 @@ int run_synth(const SynthOptions& options) {
       options.vocab_from.empty()
           ? std::filesystem::path(FLOATLLM_TEST_MODELS) / default_vocab_file(spec.vocab)
           : std::filesystem::path(options.vocab_from);
+  if (options.vocab_from.empty() && !std::filesystem::exists(vocab_path)) {
+    fail("synth: the default vocabulary file ", vocab_path.string(),
+         " is missing; pass --vocab-from FILE (any GGUF with tokenizer.ggml.* metadata)");
+  }
   const GgufFile vocab(vocab_path);
   const GgufWriter writer =
       make_synthetic_model(spec, *mix, vocab, {options.seed, options.threads});
