@@ -25,8 +25,8 @@ Command add_tokenize(CLI::App& app) {
   CLI::App* command = app.add_subcommand(
       "tokenize", "Show the tokens of a text, from a GGUF file's vocabulary or a tokenizer.json");
   command->add_option("-m,--model", options->model,
-                      "GGUF file, tokenizer.json, or a folder with tokenizer.json (default: the "
-                      "sample model)");
+                      "GGUF file, tokenizer.json, SentencePiece tokenizer.model, or a folder with "
+                      "one of those (default: the sample model)");
   auto* prompt = command->add_option("-p,--prompt", options->prompt, "Text to tokenize");
   auto* file = command->add_option("-f,--file", options->file, "Read the text from this file")
                    ->check(CLI::ExistingFile);
