@@ -12,6 +12,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_support.hpp"
@@ -220,6 +221,38 @@ TEST(Stories260K, VocabularyRoundTrip) {
   // The whole vocabulary's text, concatenated, survives encode + decode.
   const auto ids = tokenizer.encode(all);
   EXPECT_EQ(tokenizer.decode(ids), all);
+}
+
+// encode is const and shares a word cache: threads encoding at once get what one thread gets.
+TEST(Concurrency, ThreadsEncodingTogetherAgree) {
+  const auto& tokenizer = tokenizer_for(test::model_path("synthetic/tiny-llama3-q8_0.gguf"));
+  std::vector<std::string> texts;
+  for (int i = 0; i < 8; ++i) {
+    std::string text;
+    for (int k = 0; k < 400; ++k)
+      text += " word" + std::to_string((k * 7 + i) % 97) + " тест 日本";
+    texts.push_back(std::move(text));
+  }
+  std::vector<std::vector<int32_t>> expected;
+  for (const auto& text : texts)
+    expected.push_back(tokenizer.encode(text));
+  std::vector<std::vector<std::vector<int32_t>>> got(4);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < got.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round) {
+        for (const auto& text : texts)
+          got[t].push_back(tokenizer.encode(text));
+      }
+    });
+  }
+  for (auto& thread : threads)
+    thread.join();
+  for (const auto& results : got) {
+    ASSERT_EQ(results.size(), 3 * texts.size());
+    for (std::size_t i = 0; i < results.size(); ++i)
+      EXPECT_EQ(results[i], expected[i % texts.size()]);
+  }
 }
 
 }  // namespace
