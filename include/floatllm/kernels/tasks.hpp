@@ -41,7 +41,7 @@ struct QuantizedActivations {
 };
 
 // Round half to even by adding 1.5 * 2^23, which leaves the integer in the low mantissa bits
-// (ggml's nearest_int); valid for |x| < 2^22. No libm call, the same in every rounding mode.
+// (ggml's nearest_int, in the default rounding mode); valid for |x| < 2^22, and no libm call.
 inline int round_to_int(float x) {
   const float shifted = x + 12582912.0f;
   int32_t bits;
