@@ -173,11 +173,12 @@ TEST(MemoryPlan, DescribesItself) {
 }
 
 TEST(DeviceSpeeds, MeasuresThisDiskAndMemory) {
+  const auto model = Model::open(test::model_path("synthetic/tiny-llama3-q8_0.gguf"));
   DirectReader::Options io;
-  const DeviceSpeeds s =
-      DeviceSpeeds::measure(test::model_path("synthetic/tiny-llama3-q8_0.gguf"), io);
+  const DeviceSpeeds s = DeviceSpeeds::measure(*model, io, 2);
   EXPECT_GT(s.disk_bytes_per_second, 1e6);
   EXPECT_GT(s.memory_bytes_per_second, 1e8);
+  EXPECT_GT(s.compute_bytes_per_second, 1e6);
 }
 
 }  // namespace

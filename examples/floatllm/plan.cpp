@@ -59,7 +59,7 @@ Command add_plan(CLI::App& app) {
     speeds.memory_bytes_per_second = 1e10;
     MemoryPlan plan = plan_memory(*model, request, speeds);
     if (o->measure) {
-      plan = plan_memory(*model, request, DeviceSpeeds::measure(o->model, request.io));
+      plan = plan_memory(*model, request, DeviceSpeeds::measure(*model, request.io, plan.threads));
     }
     if (o->json) {
       std::cout << plan.to_json().dump(2) << "\n";

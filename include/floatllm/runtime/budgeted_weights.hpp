@@ -65,8 +65,7 @@ class BudgetedWeights {
     // A first plan with assumed speeds refuses an impossible budget before any measurement.
     MemoryPlan plan = plan_memory(model, request, speeds);
     if (!options.measure_speeds) return plan;
-    return plan_memory(model, request,
-                       DeviceSpeeds::measure(model.file().mapping().path(), options.io));
+    return plan_memory(model, request, DeviceSpeeds::measure(model, options.io, plan.threads));
   }
 
   static WatchdogOptions watchdog_options(uint64_t budget, const BudgetedWeightsOptions& options) {
