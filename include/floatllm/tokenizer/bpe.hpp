@@ -99,12 +99,32 @@ class BpeModel {
     }
 
     if (rule_ == MergeRule::ByRank) {
+      // Merge lists spell tokens as the vocabulary does, so they resolve by the vocabulary's own
+      // strings (for byte-level models this skips decoding every merge).
+      std::unordered_map<std::string_view, int32_t> spelled;
+      if (byte_level_) {
+        spelled.reserve(n);
+        for (std::size_t id = 0; id < n; ++id) {
+          const TokenType type = spec.types[id];
+          if (type == TokenType::Normal || type == TokenType::Byte) {
+            spelled.try_emplace(spec.tokens[id], static_cast<int32_t>(id));
+          }
+        }
+      }
+      auto resolve = [&](std::string_view text) -> std::optional<int32_t> {
+        if (!byte_level_) return find(text);
+        const auto it = spelled.find(text);
+        if (it == spelled.end()) return std::nullopt;
+        return it->second;
+      };
       merges_.reserve(spec.merges.size());
       int32_t rank = 0;
+      std::string joined;
       for (const auto& [left, right] : spec.merges) {
-        const auto left_id = find_spelled(left);
-        const auto right_id = find_spelled(right);
-        const auto merged_id = find_spelled(left + right);
+        joined.assign(left).append(right);
+        const auto left_id = resolve(left);
+        const auto right_id = resolve(right);
+        const auto merged_id = resolve(joined);
         // A merge of strings that are not tokens can never fire; skipping it changes nothing.
         if (left_id && right_id && merged_id) {
           merges_.try_emplace(pair_key(*left_id, *right_id), Merge{rank, *merged_id});
@@ -199,14 +219,6 @@ class BpeModel {
 
   static uint64_t pair_key(int32_t left, int32_t right) {
     return (uint64_t{static_cast<uint32_t>(left)} << 32) | static_cast<uint32_t>(right);
-  }
-
-  // The token a merge-list string names (merge lists spell byte-level tokens in the alphabet).
-  std::optional<int32_t> find_spelled(const std::string& text) const {
-    if (!byte_level_) return find(text);
-    auto raw = byte_level::decode(text);
-    if (!raw) return std::nullopt;
-    return find(*raw);
   }
 
   struct Later {
