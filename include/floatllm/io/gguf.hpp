@@ -8,9 +8,11 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <iterator>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -340,6 +342,10 @@ struct GgufTensor {
   uint64_t element_count = 0;
   uint64_t file_offset = 0;  // absolute offset of the data in the file
   std::span<const std::byte> data;
+  // Experts kept as one block each instead of stacked in `data` (a Hugging Face checkpoint
+  // stores each expert's matrix as its own tensor): block e is expert e, and `data` then covers
+  // expert 0 only. Empty for every tensor read from a GGUF file.
+  std::span<const std::byte* const> expert_blocks;
 
   uint64_t byte_size() const { return data.size(); }
   uint64_t row_length() const { return ne[0]; }
@@ -438,6 +444,20 @@ class GgufFile {
     const GgufTensor* found = find_tensor(name);
     if (found == nullptr) fail(source_, ": missing tensor '", name, "'");
     return *found;
+  }
+
+  // Adds a tensor whose bytes live elsewhere (a Hugging Face checkpoint's mappings, kept alive
+  // through keep_alive()); the file keeps its name.
+  void add_external_tensor(GgufTensor tensor, std::string name) {
+    if (tensor_index_.contains(name)) fail(source_, ": tensor '", name, "' added twice");
+    tensor.name = external_names_.emplace_back(std::move(name));
+    tensor_index_.emplace(tensor.name, tensors_.size());
+    tensors_.push_back(tensor);
+  }
+
+  // Keeps alive what external tensors (or the metadata bytes of an in-memory file) point into.
+  void keep_alive(std::shared_ptr<const void> owner) {
+    external_owners_.push_back(std::move(owner));
   }
 
  private:
@@ -656,6 +676,8 @@ class GgufFile {
   std::unordered_map<std::string_view, std::size_t> metadata_index_;
   std::vector<GgufTensor> tensors_;
   std::unordered_map<std::string_view, std::size_t> tensor_index_;
+  std::deque<std::string> external_names_;  // a deque: names keep their address as it grows
+  std::vector<std::shared_ptr<const void>> external_owners_;
 };
 
 }  // namespace floatllm

@@ -155,6 +155,8 @@ class MappedWeightSource final : public WeightSource {
   void end_layer(int64_t) override {}
   const std::byte* data(const GgufTensor& tensor) override { return tensor.data.data(); }
   const std::byte* expert_data(const GgufTensor& tensor, int64_t expert) override {
+    if (!tensor.expert_blocks.empty())
+      return tensor.expert_blocks[static_cast<std::size_t>(expert)];
     return tensor.data.data() + expert * static_cast<int64_t>(tensor.row_bytes() * tensor.ne[1]);
   }
 };
