@@ -11,6 +11,7 @@
 
 #include "floatllm/core/error.hpp"
 #include "floatllm/io/gguf.hpp"
+#include "floatllm/kernels/kernels.hpp"
 
 namespace floatllm {
 
@@ -37,6 +38,10 @@ struct ModelConfig {
   float norm_eps = 1e-5f;
 
   int64_t rope_dims = 0;
+  // Set by a loader whose Q/K rows are in the rotate-half order (Hugging Face Llama checkpoints,
+  // which GGUF files permute into adjacent pairs): the NeoX layout computes the same attention
+  // from the unpermuted rows. Unset: the policy's layout.
+  std::optional<kernels::RopeLayout> rope_layout;
   float rope_base = 10000.0f;
   RopeScaling rope_scaling = RopeScaling::kNone;
   float rope_scale_factor = 1.0f;

@@ -45,12 +45,17 @@ class Transformer final : public Model {
  public:
   Transformer(GgufFile file, ModelConfig config) : Model(std::move(file), std::move(config)) {
     Policy::configure(config_, file_);
+    if (!config_.rope_layout) config_.rope_layout = Policy::kRopeLayout;
     find_tensors();
   }
 
   std::string_view architecture_name() const override { return Policy::kName; }
 
-  ArchitectureFeatures features() const override { return features_of<Policy>(); }
+  ArchitectureFeatures features() const override {
+    ArchitectureFeatures f = features_of<Policy>();
+    f.rope_layout = *config_.rope_layout;
+    return f;
+  }
 
   void forward(std::span<const int32_t> tokens, int64_t first_pos, ForwardContext& ctx,
                std::span<float> logits, LogitsFor which) const override {
@@ -205,7 +210,7 @@ class Transformer final : public Model {
     taps(layer, "v", v, c.v_width());
 
     kernels::RopeParams rope;
-    rope.layout = Policy::kRopeLayout;
+    rope.layout = *c.rope_layout;
     rope.head_dim = c.head_dim;
     rope.rotary_dims = c.rope_dims;
     rope.freq_base = lc.rope_base;
