@@ -87,7 +87,8 @@ class Model {
   virtual void forward(std::span<const int32_t> tokens, int64_t first_pos, ForwardContext& context,
                        std::span<float> logits, LogitsFor which) const = 0;
 
-  // Opens a GGUF model and picks its architecture's implementation (model/registry.hpp).
+  // Opens a GGUF model or a Hugging Face checkpoint directory and picks its architecture's
+  // implementation (model/registry.hpp).
   static std::unique_ptr<Model> open(const std::filesystem::path& path);
 
  protected:

@@ -5,9 +5,11 @@
 #include <array>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "floatllm/model/hf_checkpoint.hpp"
 #include "floatllm/model/policies/gemma.hpp"
 #include "floatllm/model/policies/llama.hpp"
 #include "floatllm/model/policies/olmoe.hpp"
@@ -52,9 +54,15 @@ inline std::string supported_architectures() {
   return list;
 }
 
+// A GGUF file, or a Hugging Face checkpoint directory seen as one (model/hf_checkpoint.hpp).
 inline std::unique_ptr<Model> Model::open(const std::filesystem::path& path) {
-  GgufFile file(path);
+  std::optional<HfCheckpointView> checkpoint;
+  if (std::filesystem::is_directory(path)) checkpoint.emplace(open_hf_checkpoint(path));
+  GgufFile file = checkpoint ? std::move(checkpoint->file) : GgufFile(path);
   ModelConfig config = read_common_config(file);
+  // Unpermuted rotate-half Q/K rows rotate in the NeoX layout (same attention as the permuted
+  // rows in the interleaved layout).
+  if (checkpoint && checkpoint->rotate_half_qk) config.rope_layout = kernels::RopeLayout::kNeox;
   for (const Architecture& a : kArchitectures) {
     if (a.name == config.architecture) return a.make(std::move(file), std::move(config));
   }
