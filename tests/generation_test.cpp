@@ -1,7 +1,7 @@
 // Text generation through Session: the stories260K golden run, sampling reproducibility, stop
 // conditions and context limits.
-#include <floatllm/floatllm.hpp>
 #include <gtest/gtest.h>
+#include <floatllm/floatllm.hpp>
 
 #include <sstream>
 
@@ -25,7 +25,8 @@ GenerationParams greedy(int64_t max_tokens) {
 std::vector<int32_t> read_ids(const std::string& relative) {
   std::istringstream in(test::read_text(test::model_path(relative)));
   std::vector<int32_t> ids;
-  for (int32_t id; in >> id;) ids.push_back(id);
+  for (int32_t id; in >> id;)
+    ids.push_back(id);
   return ids;
 }
 
@@ -45,8 +46,8 @@ TEST(Generation, Stories260KGreedyFromBosMatchesLlama2c) {
     EXPECT_EQ(result.tokens, expected_ids) << "KV cache " << ggml_type_name(kv);
     std::string text = result.text;
     if (!text.empty() && text[0] == ' ') text.erase(0, 1);  // llama2.c strips the first space
-    EXPECT_EQ(text, test::read_text(
-                        test::model_path("gguf/stories260K.greedy-from-bos-200steps.expected.txt")));
+    EXPECT_EQ(text, test::read_text(test::model_path(
+                        "gguf/stories260K.greedy-from-bos-200steps.expected.txt")));
   }
 }
 
@@ -95,10 +96,11 @@ TEST(Generation, StopStringEndsTheTextBeforeIt) {
   params.stop = {"Lily"};
   Session session(*s.model, s.tokenizer, {.context = 128, .threads = 2});
   std::string streamed;
-  const GenerationResult result = session.generate("Once upon a time", params, [&](std::string_view t) {
-    streamed += t;
-    return true;
-  });
+  const GenerationResult result =
+      session.generate("Once upon a time", params, [&](std::string_view t) {
+        streamed += t;
+        return true;
+      });
   EXPECT_EQ(result.stop_reason, StopReason::kStopString);
   EXPECT_EQ(result.text, ", there was a little girl named ");
   EXPECT_EQ(streamed, result.text);
@@ -108,8 +110,8 @@ TEST(Generation, CallbackCanCancel) {
   Stories s;
   Session session(*s.model, s.tokenizer, {.context = 128, .threads = 2});
   int pieces = 0;
-  const GenerationResult result =
-      session.generate("Once upon a time", greedy(50), [&](std::string_view) { return ++pieces < 3; });
+  const GenerationResult result = session.generate("Once upon a time", greedy(50),
+                                                   [&](std::string_view) { return ++pieces < 3; });
   EXPECT_EQ(result.stop_reason, StopReason::kCancelled);
   EXPECT_EQ(pieces, 3);
 }

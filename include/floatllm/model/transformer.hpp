@@ -18,28 +18,6 @@
 
 namespace floatllm {
 
-// Weight types the matmul kernels compute directly.
-inline bool is_computable_weight_type(GgmlType type) {
-  switch (type) {
-    case GgmlType::F32:
-    case GgmlType::F16:
-    case GgmlType::BF16:
-    case GgmlType::Q4_0:
-    case GgmlType::Q4_1:
-    case GgmlType::Q5_0:
-    case GgmlType::Q5_1:
-    case GgmlType::Q8_0:
-    case GgmlType::Q2_K:
-    case GgmlType::Q3_K:
-    case GgmlType::Q4_K:
-    case GgmlType::Q5_K:
-    case GgmlType::Q6_K:
-      return true;
-    default:
-      return false;
-  }
-}
-
 template <class Policy>
 class Transformer final : public Model {
  public:
@@ -467,7 +445,7 @@ class Transformer final : public Model {
   }
 
   const GgufTensor* computable(const GgufTensor* t) const {
-    if (!is_computable_weight_type(t->type)) {
+    if (!kernels::matmul_supports(t->type)) {
       fail(file_.source(), ": tensor '", t->name, "' is ", ggml_type_name(t->type),
            ", a type floatllm cannot compute with yet");
     }
