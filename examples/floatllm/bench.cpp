@@ -119,9 +119,11 @@ Command add_bench(CLI::App& app) {
       options.batch = std::min(options.batch, o->prompt_tokens);
     }
     const ModelOptions::Memory memory = o->model.memory(*model, options);
-    const Tokenizer tokenizer = Tokenizer::from_gguf(model->file());
+    const Tokenizer tokenizer = o->model.tokenizer(*model);
     Session session(*model, tokenizer, options, memory.weights());
     memory.attach(session);
+    const auto backend = o->model.backend(*model, options);
+    session.set_backend(backend.get());
     const int64_t vocab = model->config().vocab_size;
 
     // Random tokens, as llama-bench uses: speed does not depend on which tokens they are.

@@ -7,6 +7,12 @@
 
 #include <CLI/CLI.hpp>
 
+#if defined(FLOATLLM_HAVE_VULKAN)
+#include <floatllm/backend/vulkan/vulkan_backend.hpp>
+#endif
+
+#include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,9 +28,13 @@ struct ModelOptions {
   int64_t batch = 512;
   std::string mem_budget;  // empty: no budget, everything stays mapped
   std::string mem_trace;
+  int64_t gpu_layers = 0;
+  int device = -1;
 
   void add_to(CLI::App& command) {
-    command.add_option("-m,--model", model, "GGUF model file (default: the sample model)");
+    command.add_option("-m,--model", model,
+                       "GGUF model file or Hugging Face checkpoint directory (default: the sample "
+                       "model)");
     command.add_option("-t,--threads", threads, "Threads (default: one per hardware thread)")
         ->check(CLI::NonNegativeNumber);
     command.add_option("-c,--ctx-size", context, "Context length in tokens (0: the model's)")
@@ -42,6 +52,18 @@ struct ModelOptions {
     command.add_option("--mem-trace", mem_trace,
                        "Write the process's memory over time to this CSV file "
                        "(scripts/plot-memory draws it)");
+    command
+        .add_option("--gpu-layers,--ngl", gpu_layers,
+                    "Run the first N layers on a Vulkan device (99: all; see floatllm devices)")
+        ->check(CLI::NonNegativeNumber);
+    command.add_option("--device", device, "Vulkan device index (default: the best device)")
+        ->check(CLI::NonNegativeNumber);
+  }
+
+  // The model's tokenizer: its GGUF metadata, or the tokenizer.json of a checkpoint directory.
+  Tokenizer tokenizer(const Model& loaded) const {
+    return std::filesystem::is_directory(model) ? Tokenizer::from_file(model)
+                                                : Tokenizer::from_gguf(loaded.file());
   }
 
   SessionOptions session() const {
@@ -70,6 +92,32 @@ struct ModelOptions {
       if (trace) trace->phase(name);
     }
   };
+
+  // The layers --gpu-layers puts on a Vulkan device, for Session::set_backend; nullptr when every
+  // layer stays on the CPU. The device KV cache is F32 with --kv-type f32, else F16.
+  std::unique_ptr<LayerBackend> backend(const Model& model, const SessionOptions& options) const {
+    if (gpu_layers == 0) return nullptr;
+#if defined(FLOATLLM_HAVE_VULKAN)
+    vulkan::VulkanOptions v;
+    v.device = device;
+    v.layers = gpu_layers;
+    v.context = options.context > 0 ? options.context : model.config().context_length;
+    v.max_batch = options.batch;
+    v.kv_type = options.kv_type == GgmlType::F32 ? GgmlType::F32 : GgmlType::F16;
+    auto backend = vulkan::make_backend(model, v);
+    std::fprintf(stderr, "floatllm: %lld of %lld layers on %s (%.0f MiB of device memory)\n",
+                 static_cast<long long>(backend->layers()),
+                 static_cast<long long>(model.config().n_layers), backend->device().name.c_str(),
+                 static_cast<double>(backend->device_bytes()) / (1 << 20));
+    return backend;
+#else
+    (void)model;
+    (void)options;
+    fail(
+        "--gpu-layers needs the Vulkan backend; this floatllm was built without it "
+        "(-DFLOATLLM_VULKAN=ON)");
+#endif
+  }
 
   Memory memory(const Model& model, const SessionOptions& options) const {
     Memory memory;

@@ -73,9 +73,11 @@ Command add_run(CLI::App& app) {
     const auto model = Model::open(o->model.model);
     const SessionOptions session_options = o->model.session();
     const ModelOptions::Memory memory = o->model.memory(*model, session_options);
-    const Tokenizer tokenizer = Tokenizer::from_gguf(model->file());
+    const Tokenizer tokenizer = o->model.tokenizer(*model);
     Session session(*model, tokenizer, session_options, memory.weights());
     memory.attach(session);
+    const auto backend = o->model.backend(*model, session_options);
+    session.set_backend(backend.get());
     const double load_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
