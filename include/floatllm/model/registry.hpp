@@ -1,5 +1,10 @@
 // The supported architectures: one line each, mapping `general.architecture` to the policy that
 // implements it.
+//
+// Header-only users get everything inline. floatllm's own programs define
+// FLOATLLM_PRECOMPILED_MODELS (through the floatllm::dispatch target) and see only declarations:
+// src/models.cpp instantiates every architecture's forward pass once for the whole build instead
+// of once per test file.
 #pragma once
 
 #include <array>
@@ -8,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "floatllm/model/hf_checkpoint.hpp"
 #include "floatllm/model/policies/gemma.hpp"
@@ -18,11 +24,23 @@
 
 namespace floatllm {
 
+#if defined(FLOATLLM_PRECOMPILED_MODELS) && !defined(FLOATLLM_DEFINE_PRECOMPILED_MODELS)
+
+std::vector<std::string_view> supported_architecture_names();
+
+#else
+
+#if defined(FLOATLLM_DEFINE_PRECOMPILED_MODELS)
+#define FLOATLLM_MODELS_LINKAGE
+#else
+#define FLOATLLM_MODELS_LINKAGE inline
+#endif
+
 using ModelFactory = std::unique_ptr<Model> (*)(GgufFile, ModelConfig);
 
 template <class Policy>
 std::unique_ptr<Model> make_transformer(GgufFile file, ModelConfig config) {
-  return std::make_unique<Transformer<Policy>>(std::move(file), std::move(config));
+  return std::make_unique<Transformer<Policy> >(std::move(file), std::move(config));
 }
 
 // `llama` files carry Mixtral too; experts in the metadata select the MoE policy.
@@ -47,15 +65,15 @@ inline constexpr std::array kArchitectures{
     Architecture{"gemma3", make_transformer<Gemma3Policy>},
 };
 
-inline std::string supported_architectures() {
-  std::string list;
+FLOATLLM_MODELS_LINKAGE std::vector<std::string_view> supported_architecture_names() {
+  std::vector<std::string_view> names;
   for (const Architecture& a : kArchitectures)
-    list += concat(list.empty() ? "" : ", ", a.name);
-  return list;
+    names.push_back(a.name);
+  return names;
 }
 
 // A GGUF file, or a Hugging Face checkpoint directory seen as one (model/hf_checkpoint.hpp).
-inline std::unique_ptr<Model> Model::open(const std::filesystem::path& path) {
+FLOATLLM_MODELS_LINKAGE std::unique_ptr<Model> Model::open(const std::filesystem::path& path) {
   std::optional<HfCheckpointView> checkpoint;
   if (std::filesystem::is_directory(path)) checkpoint.emplace(open_hf_checkpoint(path));
   GgufFile file = checkpoint ? std::move(checkpoint->file) : GgufFile(path);
@@ -66,8 +84,15 @@ inline std::unique_ptr<Model> Model::open(const std::filesystem::path& path) {
   for (const Architecture& a : kArchitectures) {
     if (a.name == config.architecture) return a.make(std::move(file), std::move(config));
   }
+  std::string supported;
+  for (std::string_view name : supported_architecture_names()) {
+    supported += concat(supported.empty() ? "" : ", ", name);
+  }
   fail(path.string(), ": architecture '", config.architecture,
-       "' is not supported; supported: ", supported_architectures());
+       "' is not supported; supported: ", supported);
 }
+
+#undef FLOATLLM_MODELS_LINKAGE
+#endif
 
 }  // namespace floatllm
