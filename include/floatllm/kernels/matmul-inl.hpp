@@ -1060,32 +1060,33 @@ HWY_INLINE float scalar_float(const hwy::bfloat16_t* p) {
   return bf16_to_f32(bits);
 }
 
+// One row against T tokens. The summation order per (row, token) is the one dot_float_4x4 uses:
+// one accumulator stepped a vector at a time, then the scalar tail. A row's result therefore does
+// not depend on whether it was computed in a tile or alone, so splitting a matrix into row
+// pieces (the streaming runtime's output head) gives bit-identical logits.
 template <class Src, int T>
 HWY_INLINE void dot_float_row(const Src* w, int64_t cols, const float* x, int64_t t0,
                               float* results) {
   const hn::ScalableTag<float> df;
   const auto lanes = static_cast<int64_t>(hn::Lanes(df));
   using VF = hn::Vec<decltype(df)>;
-  VF acc0[T], acc1[T];
+  VF acc[T];
   const float* xt[T];
   for (int t = 0; t < T; ++t) {
-    acc0[t] = hn::Zero(df);
-    acc1[t] = hn::Zero(df);
+    acc[t] = hn::Zero(df);
     xt[t] = x + (t0 + t) * cols;
   }
   int64_t i = 0;
-  for (; i + 2 * lanes <= cols; i += 2 * lanes) {
-    const VF w0 = load_float(w + i);
-    const VF w1 = load_float(w + i + lanes);
-    for (int t = 0; t < T; ++t) {
-      acc0[t] = hn::MulAdd(w0, hn::LoadU(df, xt[t] + i), acc0[t]);
-      acc1[t] = hn::MulAdd(w1, hn::LoadU(df, xt[t] + i + lanes), acc1[t]);
-    }
+  for (; i + lanes <= cols; i += lanes) {
+    const VF wv = load_float(w + i);
+    for (int t = 0; t < T; ++t)
+      acc[t] = hn::MulAdd(wv, hn::LoadU(df, xt[t] + i), acc[t]);
   }
   for (int t = 0; t < T; ++t) {
-    results[t] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[t], acc1[t])));
+    float sum = hn::GetLane(hn::SumOfLanes(df, acc[t]));
     for (int64_t j = i; j < cols; ++j)
-      results[t] += scalar_float(w + j) * xt[t][j];
+      sum += scalar_float(w + j) * xt[t][j];
+    results[t] = sum;
   }
 }
 
