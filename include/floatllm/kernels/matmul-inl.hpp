@@ -505,7 +505,7 @@ HWY_INLINE void dot_quant_row(const typename Format::Block* blocks, int64_t n_bl
   }
 }
 
-#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_SSSE3
 // Q4_K / Q5_K on x86 SIMD targets: the weights stay unsigned bytes (q <= 31) and meet the int8
 // activations in pmaddubsw (u8 x i8 -> pairwise i16 sums, at most 2 * 31 * 127, no saturation),
 // whose i16 sums then take the sub-block scale in pmaddwd. That is half the multiplies of the
