@@ -13,36 +13,15 @@
 
 #include "gguf_builder.hpp"
 #include "test_support.hpp"
+#include "vocab_vectors.hpp"
 
 namespace floatllm {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> split_cases(const std::string& text) {
-  static const std::string kSeparator = "\n__ggml_vocab_test__\n";
-  std::vector<std::string> cases;
-  std::size_t at = 0;
-  for (std::size_t found; (found = text.find(kSeparator, at)) != std::string::npos;
-       at = found + kSeparator.size()) {
-    cases.push_back(text.substr(at, found - at));
-  }
-  if (at < text.size()) cases.push_back(text.substr(at));
-  return cases;
-}
-
-std::vector<std::vector<int32_t>> read_expected_ids(const fs::path& path) {
-  std::vector<std::vector<int32_t>> lines;
-  std::istringstream in(test::read_text(path));
-  for (std::string line; std::getline(in, line);) {
-    std::vector<int32_t> ids;
-    std::istringstream numbers(line);
-    for (int32_t id; numbers >> id;)
-      ids.push_back(id);
-    lines.push_back(std::move(ids));
-  }
-  return lines;
-}
+using test::read_expected_ids;
+using test::split_cases;
 
 const Tokenizer& llama3() {
   static const Tokenizer tokenizer =
