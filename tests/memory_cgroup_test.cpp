@@ -88,11 +88,11 @@ class MemoryCgroupRun : public testing::Test {
   fs::path cgroup_;
 };
 
-// Disabled until the page cache of the mapped resident layers stays within the plan: inside a
-// cgroup limited to the budget the run is not OOM-killed, but the charge sits at the limit and the
-// kernel reclaims continually (docs/memory.md), far too slow for CI. Run it with
-// --gtest_also_run_disabled_tests.
-TEST_F(MemoryCgroupRun, DISABLED_StreamsAModelFourTimesTheBudgetWithinIt) {
+// The cgroup's limit is the budget itself, so memory.max_usage_in_bytes cannot pass it; what the
+// limit tests is that the run needs no more: past it the kernel would reclaim the pages the run
+// uses (a thrashing, endless run) or OOM-kill it. memory.failcnt (charges that had to reclaim
+// first, e.g. the header's page cache) is reported, not checked.
+TEST_F(MemoryCgroupRun, StreamsAModelFourTimesTheBudgetWithinIt) {
   if (kAddressSanitizer) {
     GTEST_SKIP() << "AddressSanitizer's shadow memory and quarantine are not the program's memory; "
                     "the budget is checked in the plain build";
@@ -107,7 +107,7 @@ TEST_F(MemoryCgroupRun, DISABLED_StreamsAModelFourTimesTheBudgetWithinIt) {
   ASSERT_EQ(synth.exit_code, 0) << synth.err;
   const uint64_t budget = fs::file_size(model) / 4;
   const std::string args =
-      " run -m " + model.string() + " -p 'Once upon a time' -n 2 --temp 0 -s 1 -c 64 -b 8 -t 2";
+      " run -m " + model.string() + " -p \"Once upon a time\" -n 4 --temp 0 -s 1 -c 64 -b 8 -t 2";
 
   const Result resident = run_shell(floatllm.string() + args, dir_);
   ASSERT_EQ(resident.exit_code, 0) << resident.err;

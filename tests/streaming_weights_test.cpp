@@ -166,8 +166,10 @@ TEST(StreamingWeights, HandsOutRingBytesForStreamedLayersOnly) {
   for (int64_t l = 0; l < 2; ++l) {
     const LayerTensors& lt = model->tensors().layers[static_cast<std::size_t>(l)];
     streamed.begin_layer(l);
+    // Resident layer 0 is the source's own copy too: mapped pages could be reclaimed and
+    // faulted in again under a memory limit.
     const std::byte* q = streamed.data(*lt.attn_q);
-    EXPECT_EQ(in_file(q), l == 0) << "layer " << l;
+    EXPECT_FALSE(in_file(q)) << "layer " << l;
     EXPECT_EQ(std::memcmp(q, lt.attn_q->data.data(), lt.attn_q->byte_size()), 0);
     const std::byte* expert = streamed.expert_data(*lt.ffn_up_experts, 1);
     EXPECT_FALSE(in_file(expert));

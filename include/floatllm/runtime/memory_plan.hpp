@@ -2,11 +2,12 @@
 // stay resident and which are streamed from disk, and how fast decoding will be as a result.
 //
 // Everything the process causes counts against the budget: resident weights (mapped pages of the
-// file), the streaming ring, the expert cache, the KV cache, activations, the tokenizer, the page
-// cache the run touches (the file's header and embedding rows) and a fixed allowance for the
-// program itself. The plan keeps as much of the model resident as fits after the rest, streams
-// the remainder through a ring large enough for the largest streamed layer, and refuses a budget
-// that cannot work, naming the smallest that can, before any weights are read.
+// file, or copies read once when anything streams), the streaming ring, the expert cache, the KV
+// cache, activations, the tokenizer, the page cache the run touches (the file's header and
+// embedding rows) and a fixed allowance for the program itself. The plan keeps as much of the model
+// resident as fits after the rest, streams the remainder through a ring large enough for the
+// largest streamed layer, and refuses a budget that cannot work, naming the smallest that can,
+// before any weights are read.
 #pragma once
 
 #include <algorithm>
@@ -48,20 +49,33 @@ struct DeviceSpeeds {
   // The above, plus the matrix kernels timed on one of the model's first layer's weights.
   static DeviceSpeeds measure(const Model& model, const DirectReader::Options& io, int threads) {
     DeviceSpeeds speeds = measure(model.file().mapping().path(), io);
-    speeds.compute_bytes_per_second = measure_matmul_bytes_per_second(model, threads);
+    speeds.compute_bytes_per_second = measure_matmul_bytes_per_second(model, io, threads);
     return speeds;
   }
 
-  static double measure_matmul_bytes_per_second(const Model& model, int threads) {
-    if (model.tensors().layers.empty()) return 0;
+  // Matrix x vector over the first layer's largest matrix, read into a buffer of its own: the
+  // mapping's pages would stay behind in the page cache, outside the plan.
+  static double measure_matmul_bytes_per_second(const Model& model, const DirectReader::Options& io,
+                                                int threads) {
+    if (model.tensors().layers.empty() || model.file().mapping().path().empty()) return 0;
     const LayerTensors& first = model.tensors().layers.front();
     const GgufTensor* weight = first.ffn_down != nullptr ? first.ffn_down : first.attn_output;
-    if (weight == nullptr) return 0;
+    if (weight == nullptr || !kernels::matmul_supports(weight->type)) return 0;
+    const WeightUnit unit = make_weight_unit(0, {weight});
+    AlignedBuffer bytes(unit.read_bytes);
+    {
+      DirectReader reader(model.file().mapping().path(), io);
+      std::vector<DirectReader::Range> ranges;
+      for (const FileExtent& e : unit.extents)
+        ranges.push_back({e.offset, e.length, bytes.data() + e.buffer_offset});
+      reader.wait(reader.submit(ranges));
+    }
     ThreadPool pool(std::max(threads, 1));
-    const MatrixView w = MatrixView::of(*weight);
+    MatrixView w = MatrixView::of(*weight);
+    w.data = bytes.data() + unit.tensors.front().buffer_offset;
     std::vector<float> x(static_cast<std::size_t>(w.cols), 0.5f);
     std::vector<float> y(static_cast<std::size_t>(w.rows));
-    kernels::matmul(w, x.data(), 1, y.data(), pool);  // pages in the weight, warms the pool
+    kernels::matmul(w, x.data(), 1, y.data(), pool);  // warms the pool
     double best = 0;
     for (int rep = 0; rep < 5; ++rep) {
       const auto start = std::chrono::steady_clock::now();
@@ -116,7 +130,7 @@ struct PlanRequest {
 
 // Bytes of each part of a session.
 struct MemoryComponents {
-  uint64_t resident_weights = 0;  // mapped layers that stay in memory
+  uint64_t resident_weights = 0;  // layers that stay in memory
   uint64_t streaming_ring = 0;    // buffers streamed layers are read into
   uint64_t expert_cache = 0;      // experts of MoE layers read on demand
   uint64_t kv_cache = 0;
@@ -438,9 +452,11 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
     units.push_back({l, u.tensor_bytes, u.read_bytes, false, 0});
   }
   uint64_t dense_bytes = 0;
+  uint64_t dense_read_bytes = 0;  // what the layers take when read into memory of our own
   uint64_t largest_read = 0;
   for (const LayerPlacement& u : units) {
     dense_bytes += u.bytes;
+    dense_read_bytes += u.read_bytes;
     // The head is not counted: it can be read in pieces as small as the ring needs.
     if (u.layer < n) largest_read = std::max(largest_read, u.read_bytes);
   }
@@ -509,7 +525,7 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
       const uint64_t ring = slot * slots;
       if (ring > for_dense) break;
       std::vector<LayerPlacement> placed = units;
-      uint64_t resident = dense_bytes;
+      uint64_t resident = dense_read_bytes;
       // Stream the largest eligible layers first: fewest layers for the bytes that must go.
       std::vector<std::size_t> order(placed.size());
       for (std::size_t i = 0; i < order.size(); ++i)
@@ -527,7 +543,7 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
         if (is_head && placed[i].read_bytes > slot) {
           placed[i].piece_bytes = make_row_piece(n, *head_tensor, 0, piece_rows).read_bytes;
         }
-        resident -= placed[i].bytes;
+        resident -= placed[i].read_bytes;
       }
       if (resident + ring > for_dense) continue;
       const bool any_streamed =
@@ -569,7 +585,7 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
     uint64_t resident = 0;
     uint64_t streamed_reads = 0;
     for (const LayerPlacement& l : plan.layers)
-      (l.streamed ? streamed_reads : resident) += l.streamed ? l.read_bytes : l.bytes;
+      (l.streamed ? streamed_reads : resident) += l.read_bytes;
     const uint64_t deeper =
         align_down(std::min(for_dense - resident, streamed_reads), kDirectIoAlignment);
     if (deeper > best_ring) {
@@ -594,7 +610,7 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
       }
       largest_streamed = std::max(largest_streamed, l.read_bytes);
     } else {
-      plan.components.resident_weights += l.bytes;
+      plan.components.resident_weights += l.read_bytes;
     }
   }
   if (layout.tied_output && !plan.layers.back().streamed) plan.drop_embedding_pages = false;

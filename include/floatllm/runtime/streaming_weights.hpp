@@ -1,6 +1,11 @@
-// A WeightSource for models larger than memory: resident layers stay in the file's memory
-// mapping, streamed layers are read ahead of use into a ring buffer by reader threads, and
-// mixture-of-experts layers read only the experts the router picks, through an LRU cache.
+// A WeightSource for models larger than memory: resident layers are read once into memory of
+// the source's own, streamed layers are read ahead of use into a ring buffer by reader threads,
+// and mixture-of-experts layers read only the experts the router picks, through an LRU cache.
+//
+// Resident layers are copies rather than pages of the file's mapping because mapped pages are page
+// cache: the kernel may reclaim them under a memory limit and fault them in again, page by page,
+// at every token (the thrashing a budget exists to avoid), and they are charged to a memory
+// cgroup in ways the plan cannot bound. A copy costs the same memory and stays put.
 //
 // The ring is one aligned arena used first-in first-out: each streamed layer (its tensors'
 // aligned file extents) takes a contiguous piece, in the order the forward pass uses them, as far
@@ -38,6 +43,9 @@ namespace floatllm {
 struct StreamingOptions {
   // Indexed by layer 0 .. n_layers (the last entry is the output head); true = stream it.
   std::vector<bool> streamed;
+  // Indexed like `streamed`; true = a device backend runs the layer from its own copy, so the
+  // host neither reads nor keeps it (empty: none).
+  std::vector<bool> on_device;
   uint64_t ring_bytes = 0;
   // A streamed output head larger than the ring is read in pieces of this many rows (0: whole).
   int64_t head_rows_per_piece = 0;
@@ -100,7 +108,7 @@ class StreamingWeightSource final : public WeightSource {
     if (!order_.empty()) ring_ = AlignedBuffer(options_.ring_bytes);
     if (options_.stream_experts) setup_expert_cache();
     reader_ = std::make_unique<DirectReader>(file_.mapping().path(), options_.io);
-    prefault_resident();
+    load_resident();
   }
 
   StreamingWeightSource(const StreamingWeightSource&) = delete;
@@ -135,6 +143,8 @@ class StreamingWeightSource final : public WeightSource {
       if (const UnitTensor* t = unit_of(queue_.front().piece).find(tensor))
         return ring_.data() + queue_.front().offset + t->buffer_offset;
     }
+    if (const auto it = resident_tensors_.find(&tensor); it != resident_tensors_.end())
+      return it->second;
     return tensor.data.data();
   }
 
@@ -165,7 +175,7 @@ class StreamingWeightSource final : public WeightSource {
 
   const std::byte* expert_data(const GgufTensor& tensor, int64_t expert) override {
     if (!options_.stream_experts || active_ < 0 || active_ >= n_layers_) {
-      return tensor.data.data() + static_cast<uint64_t>(expert) * ExpertLayout::slice_bytes(tensor);
+      return data(tensor) + static_cast<uint64_t>(expert) * ExpertLayout::slice_bytes(tensor);
     }
     const ExpertLayout& layout = layout_.experts[static_cast<std::size_t>(active_)];
     std::size_t slice = 0;
@@ -191,6 +201,11 @@ class StreamingWeightSource final : public WeightSource {
 
  private:
   static constexpr int64_t kNone = std::numeric_limits<int64_t>::min();
+
+  bool is_resident(int64_t layer) const {
+    const auto i = static_cast<std::size_t>(layer);
+    return !is_streamed(layer) && !(i < options_.on_device.size() && options_.on_device[i]);
+  }
 
   // A streamed layer, or one piece of a head read in pieces.
   struct Piece {
@@ -332,15 +347,32 @@ class StreamingWeightSource final : public WeightSource {
     }
   }
 
-  // Resident layers are asked for ahead so that the first token does not fault them in page by
-  // page.
-  void prefault_resident() {
+  // Reads every resident layer into one arena, then drops whatever of the layers' file pages the
+  // process had touched (e.g. the planner's speed measurement), so the mapping holds only the
+  // header, the global tensors and the embedding rows in use.
+  void load_resident() {
+    uint64_t total = 0;
     for (int64_t l = 0; l <= n_layers_; ++l) {
-      if (is_streamed(l)) continue;
-      for (const UnitTensor& t : layout_.unit(l).tensors) {
-        file_.mapping().advise(t.tensor->file_offset, t.tensor->byte_size(), MADV_WILLNEED);
-      }
+      if (is_resident(l)) total += layout_.unit(l).read_bytes;
     }
+    resident_ = AlignedBuffer(total);
+    std::vector<DirectReader::Ticket> reads;
+    uint64_t at = 0;
+    for (int64_t l = 0; l <= n_layers_; ++l) {
+      if (!is_resident(l)) continue;
+      const WeightUnit& unit = layout_.unit(l);
+      std::vector<DirectReader::Range> ranges;
+      for (const FileExtent& e : unit.extents)
+        ranges.push_back({e.offset, e.length, resident_.data() + at + e.buffer_offset});
+      for (const UnitTensor& t : unit.tensors)
+        resident_tensors_[t.tensor] = resident_.data() + at + t.buffer_offset;
+      if (!ranges.empty()) reads.push_back(reader_->submit(ranges));
+      at += unit.read_bytes;
+    }
+    for (const DirectReader::Ticket& ticket : reads)
+      reader_->wait(ticket);
+    for (int64_t l = 0; l <= n_layers_; ++l)
+      drop_mapped_pages(layout_.unit(l));
   }
 
   void setup_expert_cache() {
@@ -421,6 +453,8 @@ class StreamingWeightSource final : public WeightSource {
   // The buffers outlive the reader, whose threads may still be writing into them.
   AlignedBuffer ring_;
   AlignedBuffer expert_arena_;
+  AlignedBuffer resident_;
+  std::unordered_map<const GgufTensor*, const std::byte*> resident_tensors_;
   std::unique_ptr<DirectReader> reader_;
   std::deque<Loaded> queue_;
   uint64_t ring_head_ = 0;
