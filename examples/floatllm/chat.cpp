@@ -2,12 +2,14 @@
 // stdin is not a terminal, one user message per input line with one reply per output line.
 #include <floatllm/floatllm.hpp>
 #include <floatllm/runtime/chat_session.hpp>
+#include <floatllm/runtime/preload.hpp>
 
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -65,11 +67,22 @@ Command add_chat(CLI::App& app) {
   return [o] {
     const bool interactive = ::isatty(STDIN_FILENO) == 1;
     const bool progress = ::isatty(STDERR_FILENO) == 1;
-    if (progress) std::fprintf(stderr, "loading %s ...", o->model.model.c_str());
     const auto model = Model::open(o->model.model);
-    const Tokenizer tokenizer = Tokenizer::from_gguf(model->file());
-    Session session(*model, tokenizer, o->model.session());
-    if (progress) std::fputs("\r\033[K", stderr);
+    const SessionOptions session_options = o->model.session();
+    // Planned before the tokenizer loads: an impossible budget is refused first.
+    const ModelOptions::Memory memory = o->model.memory(*model, session_options);
+    const Tokenizer tokenizer = o->model.tokenizer(*model);
+    Session session(*model, tokenizer, session_options, memory.weights());
+    memory.attach(session);
+    if (memory.weights() == nullptr) {
+      ProgressBar bar("loading", progress);
+      preload_weights(*model, [&](uint64_t done, uint64_t total) {
+        bar.update(done, total, std::filesystem::path(o->model.model).filename().string());
+      });
+    }
+    if (o->verbose && memory.budgeted) {
+      std::fprintf(stderr, "%s", memory.budgeted->plan().describe().c_str());
+    }
     ChatSession chat(session, tokenizer, select_chat_format(model->file(), o->chat_template),
                      o->system);
     if (o->verbose) {
@@ -82,6 +95,9 @@ Command add_chat(CLI::App& app) {
 
     struct sigaction action {};
     action.sa_handler = on_interrupt;
+    // A reply blocked writing to the terminal resumes after the signal instead of failing the
+    // write, which would leave std::cout unusable for the rest of the chat.
+    action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, nullptr);
     if (interactive) {

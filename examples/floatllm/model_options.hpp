@@ -119,7 +119,8 @@ struct ModelOptions {
 #endif
   }
 
-  Memory memory(const Model& model, const SessionOptions& options) const {
+  // `slots`: sessions that will share the weights, each with its own KV cache (serve --parallel).
+  Memory memory(const Model& model, const SessionOptions& options, int64_t slots = 1) const {
     Memory memory;
     const uint64_t budget = mem_budget.empty() ? 0 : resolve_memory_budget(mem_budget);
     if (!mem_trace.empty()) memory.trace = std::make_unique<MemoryTrace>(mem_trace, budget);
@@ -129,6 +130,7 @@ struct ModelOptions {
       b.kv_type = options.kv_type;
       b.threads = options.threads;
       b.batch = options.batch;
+      b.slots = slots;
       memory.budgeted = std::make_unique<BudgetedWeights>(model, budget, b);
     }
     return memory;

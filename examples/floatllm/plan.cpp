@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "commands.hpp"
 
@@ -20,6 +21,7 @@ struct PlanOptions {
   std::string kv_type = "f16";
   int64_t batch = 512;
   int threads = 0;
+  int64_t parallel = 1;
   bool json = false;
   bool measure = true;
 };
@@ -41,6 +43,11 @@ Command add_plan(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "Threads (default: one per hardware thread)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--parallel", o->parallel,
+                  "Sessions sharing the model, as floatllm serve --parallel: a KV cache, "
+                  "activations and threads each")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print the plan as JSON");
   cmd->add_flag("!--no-measure", o->measure,
                 "Assume 1 GB/s disk and 10 GB/s memory instead of measuring them");
@@ -54,6 +61,12 @@ Command add_plan(CLI::App& app) {
     request.kv_type = *kv;
     request.batch = o->batch;
     request.threads = o->threads;
+    request.slots = o->parallel;
+    if (o->threads == 0 && o->parallel > 1) {
+      // As floatllm serve does: the slots share the cores.
+      const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+      request.threads = static_cast<int>(std::max<int64_t>(1, cores / o->parallel));
+    }
     DeviceSpeeds speeds;
     speeds.disk_bytes_per_second = 1e9;
     speeds.memory_bytes_per_second = 1e10;

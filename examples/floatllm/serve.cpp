@@ -1,5 +1,6 @@
 // `floatllm serve`: an OpenAI-compatible HTTP server (include/floatllm/serve/openai_server.hpp).
 #include <floatllm/floatllm.hpp>
+#include <floatllm/runtime/preload.hpp>
 #include <floatllm/serve/openai_server.hpp>
 
 #include <unistd.h>
@@ -56,9 +57,7 @@ Command add_serve(CLI::App& app) {
       ->capture_default_str();
   return [o] {
     const bool progress = ::isatty(STDERR_FILENO) == 1;
-    if (progress) std::fprintf(stderr, "loading %s ...", o->model.model.c_str());
     const auto model = Model::open(o->model.model);
-    const Tokenizer tokenizer = Tokenizer::from_gguf(model->file());
     ServerOptions options;
     options.host = o->host;
     options.port = o->port;
@@ -69,12 +68,26 @@ Command add_serve(CLI::App& app) {
       const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
       options.session.threads = std::max(1, cores / o->parallel);
     }
+    // The budget covers every slot; it is planned before anything else loads, so an impossible
+    // one (say, too many slots) is refused first, naming the smallest that works.
+    const ModelOptions::Memory memory = o->model.memory(*model, options.session, o->parallel);
+    if (memory.budgeted) {
+      std::fprintf(stderr, "%s", memory.budgeted->plan().describe().c_str());
+      options.weights = memory.weights();
+      options.step_check = memory.budgeted->step_check();
+    }
+    const Tokenizer tokenizer = o->model.tokenizer(*model);
     options.model_id =
         o->alias.empty() ? std::filesystem::path(o->model.model).stem().string() : o->alias;
     options.chat_format = select_chat_format(model->file(), o->chat_template);
     options.default_max_tokens = o->max_tokens;
+    if (memory.weights() == nullptr) {
+      ProgressBar bar("loading", progress);
+      preload_weights(*model, [&](uint64_t done, uint64_t total) {
+        bar.update(done, total, std::filesystem::path(o->model.model).filename().string());
+      });
+    }
     OpenAiServer server(*model, tokenizer, options);
-    if (progress) std::fputs("\r\033[K", stderr);
     const int port = server.bind();
     std::fprintf(stderr,
                  "floatllm serve: model '%s' on http://%s:%d/v1 (%d slot(s), %lld tokens "

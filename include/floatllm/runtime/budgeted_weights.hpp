@@ -4,10 +4,16 @@
 //   BudgetedWeights budgeted(*model, session_options, parse_memory_size("2G"));
 //   Session session(*model, tokenizer, session_options, budgeted.weights());
 //   session.set_step_check(budgeted.step_check());
+//
+// Several sessions may share one (BudgetedWeightsOptions::slots, as floatllm serve --parallel
+// does): the plan then counts a KV cache, activations and threads for each, and the watchdog
+// may be checked from their threads at once. A streaming source is one ring read in the order
+// of the forward pass, so such sessions must take turns (Session::set_forward_lock).
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <mutex>
 
 #include "floatllm/model/model.hpp"
 #include "floatllm/runtime/memory_plan.hpp"
@@ -19,8 +25,9 @@ namespace floatllm {
 struct BudgetedWeightsOptions {
   int64_t context = 2048;  // as SessionOptions
   GgmlType kv_type = GgmlType::F16;
-  int threads = 0;
+  int threads = 0;  // per session
   int64_t batch = 512;
+  int64_t slots = 1;  // sessions sharing the weights, each with its own KV cache and threads
   // Measure this disk and memory for the prediction (a quarter of a second); otherwise assume.
   bool measure_speeds = true;
   DirectReader::Options io;
@@ -34,7 +41,7 @@ class BudgetedWeights {
       : plan_(make_plan(model, budget, options)), watchdog_(watchdog_options(budget, options)) {
     if (plan_.streams()) {
       StreamingOptions streaming = plan_.streaming_options();
-      streaming.before_layer = [this] { watchdog_.check(); };
+      streaming.before_layer = [this] { check(); };
       streaming_ = std::make_unique<StreamingWeightSource>(model, std::move(streaming));
     }
   }
@@ -44,9 +51,14 @@ class BudgetedWeights {
   WeightSource* weights() { return streaming_.get(); }
   const StreamingWeightSource* streaming() const { return streaming_.get(); }
   Watchdog& watchdog() { return watchdog_; }
+  // Polls the watchdog (throws MemoryLimitError past a limit); safe from several threads.
+  void check() {
+    std::lock_guard lock(watchdog_mutex_);
+    watchdog_.check();
+  }
   // For Session::set_step_check: the watchdog between tokens and batches.
   std::function<void()> step_check() {
-    return [this] { watchdog_.check(); };
+    return [this] { check(); };
   }
 
  private:
@@ -58,6 +70,7 @@ class BudgetedWeights {
     request.kv_type = options.kv_type;
     request.batch = options.batch;
     request.threads = options.threads;
+    request.slots = options.slots;
     request.io = options.io;
     DeviceSpeeds speeds;
     speeds.disk_bytes_per_second = 1e9;
@@ -75,6 +88,7 @@ class BudgetedWeights {
   }
 
   MemoryPlan plan_;
+  std::mutex watchdog_mutex_;
   Watchdog watchdog_;
   std::unique_ptr<StreamingWeightSource> streaming_;
 };

@@ -119,12 +119,18 @@ struct DeviceSpeeds {
   }
 };
 
+// More sessions than this over one model are a mistake, not a plan (and would overflow sizes).
+inline constexpr int64_t kMaxPlanSlots = 1 << 16;
+
 struct PlanRequest {
   uint64_t budget = 0;
   int64_t context = 2048;  // 0 = the model's trained context
   GgmlType kv_type = GgmlType::F16;
   int64_t batch = 512;
-  int threads = 0;  // 0 = one per hardware thread
+  int threads = 0;  // per slot; 0 = one per hardware thread
+  // Sessions sharing the weights (floatllm serve --parallel): each has its own KV cache,
+  // activations and threads; the weights, the ring, the tokenizer and the program are shared.
+  int64_t slots = 1;
   DirectReader::Options io;
 };
 
@@ -133,8 +139,8 @@ struct MemoryComponents {
   uint64_t resident_weights = 0;  // layers that stay in memory
   uint64_t streaming_ring = 0;    // buffers streamed layers are read into
   uint64_t expert_cache = 0;      // experts of MoE layers read on demand
-  uint64_t kv_cache = 0;
-  uint64_t activations = 0;  // workspace, logits, kernel scratch
+  uint64_t kv_cache = 0;          // of every slot
+  uint64_t activations = 0;       // workspace, logits, kernel scratch of every slot
   uint64_t tokenizer = 0;
   uint64_t page_cache = 0;  // the file's header and the embedding rows a batch touches
   uint64_t program = 0;     // code, libraries, heap and thread stacks
@@ -166,7 +172,8 @@ class MemoryPlan {
   uint64_t model_bytes = 0;  // tensor data of the whole file
   int64_t context = 0;
   int64_t batch = 0;
-  int threads = 0;
+  int threads = 0;  // per slot
+  int64_t slots = 1;
   GgmlType kv_type = GgmlType::F16;
   MemoryComponents components;
   std::vector<LayerPlacement> layers;  // 0 .. n_layers (the head last)
@@ -212,7 +219,9 @@ class MemoryPlan {
     };
     out << "memory plan for " << model_path << " (" << format_bytes(model_bytes)
         << " of weights), context " << context << ", batch " << batch << ", " << threads
-        << " threads, KV " << ggml_type_name(kv_type) << "\n";
+        << " threads, KV " << ggml_type_name(kv_type);
+    if (slots > 1) out << ", " << slots << " slots (a KV cache, activations and threads each)";
+    out << "\n";
     row("resident weights", components.resident_weights);
     row("streaming ring", components.streaming_ring);
     if (total_experts > 0) row("expert cache", components.expert_cache);
@@ -267,6 +276,7 @@ class MemoryPlan {
     j["context"] = context;
     j["batch"] = batch;
     j["threads"] = threads;
+    j["slots"] = slots;
     j["kv_type"] = std::string(ggml_type_name(kv_type));
     j["components"] = {{"resident_weights", components.resident_weights},
                        {"streaming_ring", components.streaming_ring},
@@ -420,6 +430,10 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
                      ? request.threads
                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   plan.kv_type = request.kv_type;
+  if (request.slots < 1 || request.slots > kMaxPlanSlots) {
+    fail("a plan needs 1 to ", kMaxPlanSlots, " slots, got ", request.slots);
+  }
+  plan.slots = request.slots;
   plan.io = request.io;
   plan.speeds = speeds;
   for (const GgufTensor& t : model.file().tensors())
@@ -428,9 +442,10 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
   const WeightLayout layout = WeightLayout::of(model, true);
   const auto n = static_cast<int64_t>(layout.layers.size());
 
+  const auto slots = static_cast<uint64_t>(plan.slots);
   MemoryComponents fixed;
-  fixed.kv_cache = KvCache::bytes_needed(c, plan.context, plan.kv_type);
-  fixed.activations = d::activation_bytes(c, plan.batch, plan.context, plan.threads);
+  fixed.kv_cache = slots * KvCache::bytes_needed(c, plan.context, plan.kv_type);
+  fixed.activations = slots * d::activation_bytes(c, plan.batch, plan.context, plan.threads);
   // Token strings, scores and merges are copied out of the header into tables, and what building
   // them leaves in the allocator's heap stays resident: measured at about three times the header
   // for 128k-token vocabularies.
@@ -441,9 +456,9 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
   fixed.page_cache = model.file().data_offset() + embedding_rows;
   for (const GgufTensor* t : layout.global)
     fixed.page_cache += d::page_span(t->byte_size());
-  fixed.program =
-      MemoryPlan::kProgramBytes +
-      static_cast<uint64_t>(plan.threads + request.io.threads) * MemoryPlan::kThreadBytes;
+  fixed.program = MemoryPlan::kProgramBytes + (slots * static_cast<uint64_t>(plan.threads) +
+                                               static_cast<uint64_t>(request.io.threads)) *
+                                                  MemoryPlan::kThreadBytes;
 
   // Units the plan places: the layers without their experts, and the head.
   std::vector<LayerPlacement> units;
@@ -476,13 +491,16 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
   const uint64_t fixed_total = fixed.total();
   plan.minimum_budget = fixed_total + largest_read + (expert_entry > 0 ? min_expert_cache : 0);
   const auto refuse = [&]() -> MemoryPlan {
+    const std::string slot_text =
+        plan.slots > 1 ? concat(" in each of ", plan.slots, " slots") : std::string();
     fail("a memory budget of ", format_bytes(request.budget), " is too small for ", plan.model_path,
-         " at a context of ", plan.context, " tokens: the smallest that works is ",
+         " at a context of ", plan.context, " tokens", slot_text, ": the smallest that works is ",
          format_bytes(plan.minimum_budget), " (KV cache ", format_bytes(fixed.kv_cache),
          ", activations ", format_bytes(fixed.activations), ", largest layer ",
          format_bytes(largest_read), ", the rest ",
          format_bytes(plan.minimum_budget - fixed.kv_cache - fixed.activations - largest_read),
-         "); a smaller context (-c) or KV type (--kv-type q8_0) lowers it");
+         "); a smaller context (-c)", plan.slots > 1 ? ", fewer slots (--parallel)" : "",
+         " or KV type (--kv-type q8_0) lowers it");
   };
   if (request.budget < plan.minimum_budget) return refuse();
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -102,6 +103,8 @@ class Session {
       const auto count = std::min(tokens.size() - start, static_cast<std::size_t>(options_.batch));
       const bool last = start + count == tokens.size();
       if (step_check_) step_check_();
+      std::unique_lock<std::mutex> turn;
+      if (forward_lock_ != nullptr) turn = std::unique_lock(*forward_lock_);
       ForwardContext context{cache_, workspace_, *weights_, pool_, trace_, backend_};
       model_.forward(tokens.subspan(start, count), position(), context, logits_,
                      last ? LogitsFor::kLastToken : LogitsFor::kNone);
@@ -194,6 +197,9 @@ class Session {
   // stop generation, as the memory watchdog does (runtime/watchdog.hpp). The context then holds
   // the tokens evaluated so far and the session can go on later.
   void set_step_check(std::function<void()> check) { step_check_ = std::move(check); }
+  // Sessions sharing a weight source that keeps state from layer to layer (the streaming
+  // source's ring) take turns: each forward pass holds this mutex.
+  void set_forward_lock(std::mutex* lock) { forward_lock_ = lock; }
   // Blocks the backend owns run there; it must have been made for this session's model.
   void set_backend(LayerBackend* backend) { backend_ = backend; }
 
@@ -224,6 +230,7 @@ class Session {
   std::vector<int32_t> history_;
   Trace* trace_ = nullptr;
   std::function<void()> step_check_;
+  std::mutex* forward_lock_ = nullptr;
   LayerBackend* backend_ = nullptr;
 };
 

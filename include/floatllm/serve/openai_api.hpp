@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "floatllm/runtime/session.hpp"
+#include "floatllm/runtime/watchdog.hpp"
 
 namespace floatllm::openai {
 
@@ -57,6 +58,15 @@ inline Json error_body(std::string_view message, std::string_view type,
 
 inline Json error_body(const ApiError& error) {
   return error_body(error.what(), error.type(), error.param(), error.code());
+}
+
+// What a client hears when generation failed: a stop of the memory watchdog is 503 (the server is
+// fine and can answer again once memory is back), anything else a 500.
+inline ApiError generation_error(const std::exception& error) {
+  if (dynamic_cast<const MemoryLimitError*>(&error) != nullptr) {
+    return ApiError(503, error.what(), "server_error", std::nullopt, "memory_limit");
+  }
+  return ApiError(500, error.what(), "server_error");
 }
 
 enum class Endpoint { kChat, kCompletion };

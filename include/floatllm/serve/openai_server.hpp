@@ -1,6 +1,9 @@
 // An OpenAI-compatible HTTP server on cpp-httplib: /v1/chat/completions, /v1/completions (both
 // with SSE streaming), /v1/models and /health. Requests run in N slots, each a Session with its
-// own KV cache over the one shared Model; more requests wait for a free slot. Needs the
+// own KV cache over the one shared Model; more requests wait for a free slot. Under a memory
+// budget the slots share the budgeted weights: a streaming source makes them take turns per
+// forward pass, and a stop of the memory watchdog reaches only the request it interrupted, as a
+// 503 error (code "memory_limit"). Needs the
 // cpp-httplib library (Debian libcpp-httplib-dev, target floatllm::serve).
 #pragma once
 
@@ -9,6 +12,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -27,6 +31,10 @@ struct ServerOptions {
   int port = 8080;  // 0: any free port (see OpenAiServer::bind)
   int parallel = 1;
   SessionOptions session;  // for every slot; threads are per slot
+  // Weights every slot reads (e.g. BudgetedWeights::weights()); nullptr: the mapped file.
+  WeightSource* weights = nullptr;
+  // Called before every forward pass of every slot, from their threads (the memory watchdog).
+  std::function<void()> step_check;
   std::string model_id = "floatllm";
   ChatFormat chat_format = plain_chat_format();
   int64_t default_max_tokens = 256;
@@ -37,11 +45,15 @@ struct ServerOptions {
 // shares the longest prefix with its prompt, so a conversation that comes back reuses its cache.
 class SlotPool {
  public:
-  SlotPool(const Model& model, const Tokenizer& tokenizer, const SessionOptions& options,
-           int count) {
+  // A custom `weights` source may keep state between the layers of a forward pass (the
+  // streaming ring does): then the slots' forward passes take turns.
+  SlotPool(const Model& model, const Tokenizer& tokenizer, const SessionOptions& options, int count,
+           WeightSource* weights = nullptr, const std::function<void()>& step_check = {}) {
     if (count < 1) fail("the server needs at least one slot, got ", count);
     for (int i = 0; i < count; ++i) {
-      slots_.push_back(std::make_unique<Session>(model, tokenizer, options));
+      slots_.push_back(std::make_unique<Session>(model, tokenizer, options, weights));
+      if (weights != nullptr) slots_.back()->set_forward_lock(&forward_mutex_);
+      if (step_check) slots_.back()->set_step_check(step_check);
       busy_.push_back(false);
     }
   }
@@ -91,6 +103,7 @@ class SlotPool {
     freed_.notify_one();
   }
 
+  std::mutex forward_mutex_;
   std::vector<std::unique_ptr<Session>> slots_;
   std::vector<bool> busy_;
   std::mutex mutex_;
@@ -103,7 +116,8 @@ class OpenAiServer {
       : tokenizer_(tokenizer),
         options_(std::move(options)),
         template_(options_.chat_format.template_source),
-        slots_(model, tokenizer, options_.session, options_.parallel),
+        slots_(model, tokenizer, options_.session, options_.parallel, options_.weights,
+               options_.step_check),
         created_(static_cast<int64_t>(std::time(nullptr))) {
     template_options_.bos_token = special_token_text(tokenizer, tokenizer.bos_id());
     template_options_.eos_token = special_token_text(tokenizer, tokenizer.eos_id());
@@ -265,9 +279,12 @@ class OpenAiServer {
                                     static_cast<int64_t>(std::time(nullptr))};
     if (!request->stream) {
       GenerationResult result;
-      {
+      try {
         const auto lease = slots_.acquire(*prompt);
         result = generate_reusing_prefix(lease->session(), *prompt, params, {});
+      } catch (const Error& e) {
+        send_error(response, openai::generation_error(e));
+        return;
       }
       send_json(response, 200,
                 openai::completion_response(endpoint, info, result.text, result.stop_reason,
@@ -305,7 +322,7 @@ class OpenAiServer {
               }
             }
           } catch (const std::exception& e) {
-            send(openai::sse_event(openai::error_body(e.what(), "server_error")));
+            send(openai::sse_event(openai::error_body(openai::generation_error(e))));
           }
           send(std::string(openai::kSseDone));
           sink.done();
