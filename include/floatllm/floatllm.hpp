@@ -34,6 +34,7 @@
 #include "floatllm/runtime/memory_budget.hpp"
 #include "floatllm/runtime/memory_plan.hpp"
 #include "floatllm/runtime/memory_trace.hpp"
+#include "floatllm/runtime/preload.hpp"
 #include "floatllm/runtime/sampling.hpp"
 #include "floatllm/runtime/session.hpp"
 #include "floatllm/runtime/streaming_weights.hpp"
