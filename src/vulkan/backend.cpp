@@ -5,18 +5,23 @@
 // Mixture of experts: the router runs on the device (softmax too when it comes before top-k);
 // its probabilities are read back and the top-k choice is made on the host exactly as the CPU
 // does it, then each chosen expert runs on the device over the tokens routed to it.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <mutex>
 #include <numeric>
+#include <span>
 #include <thread>
 #include <vector>
 
 #include "compute.hpp"
+#include "floatllm/backend/device_memory.hpp"
 #include "floatllm/backend/vulkan/vulkan_backend.hpp"
 #include "floatllm/core/error.hpp"
 #include "floatllm/model/model.hpp"
@@ -31,38 +36,241 @@ namespace {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
-uint64_t padded(uint64_t bytes) {
-  return (bytes + 3) / 4 * 4;
-}
-
-// The device bytes of one matrix of `rows` x `cols` weights of `type`.
-uint64_t matrix_bytes(GgmlType type, uint64_t rows, uint64_t cols) {
-  return padded(rows * ggml_row_bytes(ggml_type_of(device_format(type)), cols));
-}
-
-// The device bytes of a tensor: its matrices (one per expert) or its F32 vector.
-uint64_t tensor_bytes(const GgufTensor* t) {
-  if (t == nullptr) return 0;
-  return matrix_bytes(t->type, t->ne[1], t->ne[0]) * t->ne[2];
-}
-
+// A block's weights on the device.
 struct Layer {
   Buffer attn_norm, q_bias, k_bias, v_bias, q_norm, k_norm, post_attention_norm, ffn_norm,
       post_ffn_norm;
   DeviceMatrix q, k, v, o, gate, up, down, router, gate_shared, up_shared, down_shared,
       router_shared;
   std::vector<DeviceMatrix> gate_experts, up_experts, down_experts;
-  Buffer k_cache, v_cache;
+};
+
+// The weights of the first `count` blocks (and the RoPE frequency factors) on the device, placed at
+// once and uploaded block after block on a thread of their own, so the first forward pass can
+// start on block 0 while later blocks are still on their way. Backends made by Backend::share()
+// read the same Blocks.
+class Blocks {
+ public:
+  Blocks(const Model& model, std::shared_ptr<Context> context, int64_t count)
+      : model_(model), context_(std::move(context)), count_(count) {
+    check_ranges();
+    // Every buffer is placed before the first upload, so a device that cannot hold them fails
+    // here rather than on the upload thread.
+    const ModelTensors& tensors = model.tensors();
+    for (int64_t l = 0; l < count_; ++l)
+      allocate_layer(tensors.layers[static_cast<std::size_t>(l)], layers_.emplace_back());
+    if (const GgufTensor* factors = tensors.rope_factors) {
+      rope_factors_ = allocate(factors->byte_size(), "RoPE frequency factors");
+      Uploader uploader(*context_);
+      uploader.upload(rope_factors_, factors->data.data(), factors->byte_size());
+      uploader.finish();
+    }
+    uploads_ = std::thread([this] { upload_layers(); });
+  }
+
+  ~Blocks() {
+    stop_ = true;
+    uploads_.join();
+  }
+
+  uint64_t bytes() const { return bytes_; }
+  const std::shared_ptr<Context>& context_handle() const { return context_; }
+  const Buffer* rope_factors() const { return rope_factors_ ? &rope_factors_ : nullptr; }
+
+  // Block `layer`, once it is on the device.
+  const Layer& wait_for(int64_t layer) {
+    std::unique_lock lock(upload_mutex_);
+    upload_done_.wait(lock, [&] { return uploaded_ > layer || upload_error_ != nullptr; });
+    if (uploaded_ <= layer) std::rethrow_exception(upload_error_);
+    return layers_[static_cast<std::size_t>(layer)];
+  }
+
+ private:
+  // Refuses a matrix larger than one shader binding can address.
+  void check_ranges() const {
+    const uint64_t max_range = context_->device.limits().maxStorageBufferRange;
+    for (int64_t l = 0; l < count_; ++l) {
+      for (const GgufTensor* t : model_.tensors().layers[static_cast<std::size_t>(l)].all()) {
+        const uint64_t one = device_memory_detail::matrix_bytes(*t);
+        if (one > max_range) {
+          fail("Vulkan backend: tensor '", t->name, "' needs ", one / kMiB,
+               " MiB on the device, more than one shader binding can address on '",
+               context_->device.info().name, "' (", max_range / kMiB, " MiB)");
+        }
+      }
+    }
+  }
+
+  Buffer allocate(uint64_t bytes, std::string_view what) {
+    Buffer buffer = context_->device_memory.allocate(bytes, what);
+    bytes_ += bytes;
+    return buffer;
+  }
+
+  // Calls vector(tensor, buffer) for each norm and bias of a block and matrix(tensor, slice,
+  // device_matrix) for each of its matrices (every expert's slice of a stacked tensor).
+  template <class Vector, class Matrix>
+  static void for_each_tensor(const LayerTensors& t, Layer& d, Vector&& vector, Matrix&& matrix) {
+    const auto one = [&](const GgufTensor* tensor, Buffer& out) {
+      if (tensor != nullptr) vector(*tensor, out);
+    };
+    const auto dense = [&](const GgufTensor* tensor, DeviceMatrix& out) {
+      if (tensor != nullptr) matrix(*tensor, 0, out);
+    };
+    const auto experts = [&](const GgufTensor* tensor, std::vector<DeviceMatrix>& out) {
+      if (tensor == nullptr) return;
+      out.resize(tensor->ne[2]);
+      for (uint64_t e = 0; e < tensor->ne[2]; ++e)
+        matrix(*tensor, e, out[e]);
+    };
+    one(t.attn_norm, d.attn_norm);
+    one(t.attn_q_bias, d.q_bias);
+    one(t.attn_k_bias, d.k_bias);
+    one(t.attn_v_bias, d.v_bias);
+    one(t.attn_q_norm, d.q_norm);
+    one(t.attn_k_norm, d.k_norm);
+    one(t.post_attention_norm, d.post_attention_norm);
+    one(t.ffn_norm, d.ffn_norm);
+    one(t.post_ffn_norm, d.post_ffn_norm);
+    dense(t.attn_q, d.q);
+    dense(t.attn_k, d.k);
+    dense(t.attn_v, d.v);
+    dense(t.attn_output, d.o);
+    dense(t.ffn_gate, d.gate);
+    dense(t.ffn_up, d.up);
+    dense(t.ffn_down, d.down);
+    dense(t.ffn_router, d.router);
+    dense(t.ffn_gate_shared, d.gate_shared);
+    dense(t.ffn_up_shared, d.up_shared);
+    dense(t.ffn_down_shared, d.down_shared);
+    dense(t.ffn_router_shared, d.router_shared);
+    experts(t.ffn_gate_experts, d.gate_experts);
+    experts(t.ffn_up_experts, d.up_experts);
+    experts(t.ffn_down_experts, d.down_experts);
+  }
+
+  // Places a block's buffers; matrices of a type no shader reads get room for F32.
+  void allocate_layer(const LayerTensors& t, Layer& d) {
+    for_each_tensor(
+        t, d,
+        [&](const GgufTensor& tensor, Buffer& out) {
+          out = allocate(tensor.byte_size(), tensor.name);
+        },
+        [&](const GgufTensor& tensor, uint64_t, DeviceMatrix& m) {
+          m.format = device_format(tensor.type);
+          m.activation_group = activation_group(tensor.type);
+          m.rows = static_cast<uint32_t>(tensor.ne[1]);
+          m.cols = static_cast<uint32_t>(tensor.ne[0]);
+          m.row_bytes = static_cast<uint32_t>(ggml_row_bytes(ggml_type_of(m.format), tensor.ne[0]));
+          m.buffer = allocate(device_memory_detail::matrix_bytes(tensor), tensor.name);
+        });
+  }
+
+  void upload_layers() {
+    try {
+      Uploader uploader(*context_);
+      const ModelTensors& tensors = model_.tensors();
+      for (int64_t l = 0; l < count_ && !stop_; ++l) {
+        const LayerTensors& block = tensors.layers[static_cast<std::size_t>(l)];
+        upload_layer(uploader, block, layers_[static_cast<std::size_t>(l)]);
+        uploader.finish();
+        release_host_pages(block);
+        const std::lock_guard guard(upload_mutex_);
+        uploaded_ = l + 1;
+        upload_done_.notify_all();
+      }
+    } catch (...) {
+      const std::lock_guard guard(upload_mutex_);
+      upload_error_ = std::current_exception();
+      upload_done_.notify_all();
+    }
+  }
+
+  // The host reads a device block's weights only to upload them: their pages of the model's
+  // mapping are dropped afterwards, so they stay out of the process's resident memory as the
+  // memory plan assumes (a later read pages them in again from the file).
+  void release_host_pages(const LayerTensors& block) const {
+    const std::span<const std::byte> mapped = model_.file().mapping().bytes();
+    const auto begin = reinterpret_cast<std::uintptr_t>(mapped.data());
+    for (const GgufTensor* t : block.all()) {
+      const auto at = reinterpret_cast<std::uintptr_t>(t->data.data());
+      if (at < begin || at + t->byte_size() > begin + mapped.size()) continue;
+      model_.file().mapping().advise(at - begin, t->byte_size(), MADV_DONTNEED);
+    }
+  }
+
+  void upload_layer(Uploader& up, const LayerTensors& t, Layer& d) {
+    for_each_tensor(
+        t, d,
+        [&](const GgufTensor& tensor, Buffer& out) {
+          up.upload(out, tensor.data.data(), tensor.byte_size());
+        },
+        [&](const GgufTensor& tensor, uint64_t slice, DeviceMatrix& m) {
+          upload_matrix(up, tensor, slice, m);
+        });
+  }
+
+  // Matrix `slice` of a tensor (the expert, or 0), converted when no shader reads its type.
+  static void upload_matrix(Uploader& up, const GgufTensor& t, uint64_t slice,
+                            const DeviceMatrix& m) {
+    const GgmlType stored = ggml_type_of(m.format);
+    const uint64_t src_row_bytes = t.row_bytes();
+    const std::byte* src = t.data.data() + slice * src_row_bytes * m.rows;
+    if (stored == t.type) {
+      up.upload(m.buffer, src, src_row_bytes * m.rows);
+      return;
+    }
+    std::vector<float> row(m.cols);
+    const auto cols = static_cast<int64_t>(m.cols);
+    up.upload(m.buffer, m.rows, m.row_bytes, [&](uint64_t first, uint64_t count, std::byte* out) {
+      for (uint64_t r = 0; r < count; ++r) {
+        dequantize_row(t.type, src + (first + r) * src_row_bytes, row.data(), cols);
+        std::byte* dst = out + r * m.row_bytes;
+        if (stored == GgmlType::F32) {
+          std::memcpy(dst, row.data(), m.row_bytes);
+          continue;
+        }
+        for (int64_t i = 0; i < cols; ++i) {
+          const uint16_t half = f32_to_fp16(row[static_cast<std::size_t>(i)]);
+          std::memcpy(dst + 2 * i, &half, 2);
+        }
+      }
+    });
+  }
+
+  const Model& model_;
+  std::shared_ptr<Context> context_;
+  int64_t count_ = 0;
+  uint64_t bytes_ = 0;
+  std::vector<Layer> layers_;
+  Buffer rope_factors_;
+
+  std::mutex upload_mutex_;
+  std::condition_variable upload_done_;
+  int64_t uploaded_ = 0;
+  std::exception_ptr upload_error_;
+  std::atomic<bool> stop_{false};
+  std::thread uploads_;
+};
+
+// One block's K and V on the device: every session has its own.
+struct LayerCache {
+  Buffer k, v;
 };
 
 class VulkanBackend final : public Backend {
  public:
   VulkanBackend(const Model& model, const VulkanOptions& options)
+      : VulkanBackend(model, options, nullptr) {}
+
+  // A backend with its own KV cache and activations over the blocks of `blocks` (shared), or
+  // over blocks of its own when `blocks` is null.
+  VulkanBackend(const Model& model, const VulkanOptions& options, std::shared_ptr<Blocks> blocks)
       : model_(model),
         config_(model.config()),
         features_(model.features()),
         options_(options),
-        context_(shared_context(options.device)),
+        context_(blocks ? blocks->context_handle() : shared_context(options.device)),
         stream_(*context_) {
     const ModelConfig& c = config_;
     n_layers_ = options.layers < 0 ? c.n_layers : std::min(options.layers, c.n_layers);
@@ -82,26 +290,25 @@ class VulkanBackend final : public Backend {
       fail("Vulkan backend: an F16 KV cache needs an even row width; this model's is ",
            c.kv_width());
     }
-    check_fits();
+    check_fits(blocks != nullptr);
+    blocks_ = blocks ? std::move(blocks) : std::make_shared<Blocks>(model, context_, n_layers_);
     allocate_activations();
+    const uint64_t cache_bytes = static_cast<uint64_t>(options.context) *
+                                 static_cast<uint64_t>(c.kv_width()) * (kv_f16_ ? 2 : 4);
     for (int64_t l = 0; l < n_layers_; ++l) {
-      Layer& layer = layers_.emplace_back();
-      const uint64_t cache_bytes = static_cast<uint64_t>(options.context) *
-                                   static_cast<uint64_t>(c.kv_width()) * (kv_f16_ ? 2 : 4);
-      layer.k_cache = context_->device_memory.allocate(cache_bytes, "the KV cache");
-      layer.v_cache = context_->device_memory.allocate(cache_bytes, "the KV cache");
+      LayerCache& cache = caches_.emplace_back();
+      cache.k = allocate(cache_bytes, "the KV cache");
+      cache.v = allocate(cache_bytes, "the KV cache");
     }
-    uploads_ = std::thread([this] { upload_layers(); });
-  }
-
-  ~VulkanBackend() override {
-    stop_ = true;
-    uploads_.join();
   }
 
   const DeviceInfo& device() const override { return context_->device.info(); }
   int64_t layers() const override { return n_layers_; }
-  uint64_t device_bytes() const override { return planned_bytes_; }
+  uint64_t device_bytes() const override { return blocks_->bytes() + allocated_bytes_; }
+
+  std::unique_ptr<Backend> share() const override {
+    return std::make_unique<VulkanBackend>(model_, options_, blocks_);
+  }
 
   bool runs_layer(int64_t layer) const override { return layer >= 0 && layer < n_layers_; }
 
@@ -111,202 +318,81 @@ class VulkanBackend final : public Backend {
       fail("Vulkan backend: positions ", first_pos, "..", first_pos + n - 1,
            " exceed the device KV cache of ", options_.context, " positions");
     }
-    wait_for_upload(layer);
+    const Layer& weights = blocks_->wait_for(layer);
+    const LayerCache& cache = caches_[static_cast<std::size_t>(layer)];
     for (int64_t start = 0; start < n; start += options_.max_batch) {
       const int64_t count = std::min(options_.max_batch, n - start);
-      run_batch(layers_[static_cast<std::size_t>(layer)], layer, x + start * config_.dim,
-                static_cast<uint32_t>(count), static_cast<uint32_t>(first_pos + start));
+      run_batch(weights, cache, layer, x + start * config_.dim, static_cast<uint32_t>(count),
+                static_cast<uint32_t>(first_pos + start));
     }
   }
 
  private:
-  // Refuses, before anything is uploaded, blocks that cannot fit the device.
-  void check_fits() {
-    const ModelConfig& c = config_;
-    const ModelTensors& tensors = model_.tensors();
-    uint64_t weights = 0;
-    const uint64_t max_range = context_->device.limits().maxStorageBufferRange;
-    for (int64_t l = 0; l < n_layers_; ++l) {
-      for (const GgufTensor* t : tensors.layers[static_cast<std::size_t>(l)].all()) {
-        weights += tensor_bytes(t);
-        const uint64_t one = matrix_bytes(t->type, t->ne[1], t->ne[0]);
-        if (one > max_range) {
-          fail("Vulkan backend: tensor '", t->name, "' needs ", one / kMiB,
-               " MiB on the device, more than one shader binding can address on '", device().name,
-               "' (", max_range / kMiB, " MiB)");
-        }
-      }
-    }
-    const uint64_t cache = 2 * static_cast<uint64_t>(n_layers_) *
-                           static_cast<uint64_t>(options_.context) *
-                           static_cast<uint64_t>(c.kv_width()) * (kv_f16_ ? 2 : 4);
-    const uint64_t activations = activation_floats() * 4;
-    planned_bytes_ = weights + cache + activations;
+  // Refuses, before anything is placed, blocks that cannot fit the device: all of them, or with
+  // `shared_weights` only this backend's KV cache and activations.
+  void check_fits(bool shared_weights) {
+    DeviceMemoryRequest request;
+    request.layers = n_layers_;
+    request.context = options_.context;
+    request.batch = options_.max_batch;
+    request.kv_type = options_.kv_type;
+    const DeviceMemory need = device_memory_needed(model_, request);
     const uint64_t heap = context_->device_memory.heap_bytes();
-    if (planned_bytes_ > heap) {
+    const uint64_t total = shared_weights ? need.kv_cache + need.activations : need.total();
+    if (total > heap) {
       fail("Vulkan backend: too little device memory on '", device().name, "': ", n_layers_,
-           " blocks need ", planned_bytes_ / kMiB, " MiB (weights ", weights / kMiB, ", KV cache ",
-           cache / kMiB, ", activations ", activations / kMiB, ") but its heap has ", heap / kMiB,
+           " blocks need ", total / kMiB, " MiB (weights ",
+           shared_weights ? 0 : need.weights / kMiB, ", KV cache ", need.kv_cache / kMiB,
+           ", activations ", need.activations / kMiB, ") but its heap has ", heap / kMiB,
            " MiB; put fewer layers on the device");
     }
   }
 
-  int64_t ffn_width() const {
-    return std::max(
-        {config_.ffn_dim, config_.expert_ffn_dim, config_.shared_expert_ffn_dim, int64_t{1}});
-  }
+  int64_t ffn_width() const { return widest_ffn(config_); }
 
-  uint64_t activation_floats() const {
-    const ModelConfig& c = config_;
-    const auto b = static_cast<uint64_t>(options_.max_batch);
-    return b * static_cast<uint64_t>(7 * c.dim + 3 * c.q_width() + 2 * c.kv_width() +
-                                     3 * ffn_width() + std::max<int64_t>(c.expert_count, 1) + 1);
+  // Device memory of this backend alone; device_bytes() adds it to the blocks'.
+  Buffer allocate(uint64_t bytes, std::string_view what) {
+    Buffer buffer = context_->device_memory.allocate(bytes, what);
+    allocated_bytes_ += bytes;
+    return buffer;
   }
 
   void allocate_activations() {
     const ModelConfig& c = config_;
-    MemoryPool& device = context_->device_memory;
     MemoryPool& host = context_->host_memory;
     const auto b = static_cast<uint64_t>(options_.max_batch);
     const auto floats = [&](int64_t width) { return b * static_cast<uint64_t>(width) * 4; };
-    x_ = device.allocate(floats(c.dim), "activations");
-    xn_ = device.allocate(floats(c.dim), "activations");
-    q_ = device.allocate(floats(c.q_width()), "activations");
-    k_ = device.allocate(floats(c.kv_width()), "activations");
-    v_ = device.allocate(floats(c.kv_width()), "activations");
-    attention_ = device.allocate(floats(c.q_width()), "activations");
-    projected_ = device.allocate(floats(c.dim), "activations");
-    gate_ = device.allocate(floats(ffn_width()), "activations");
-    up_ = device.allocate(floats(ffn_width()), "activations");
-    ffn_out_ = device.allocate(floats(c.dim), "activations");
-    quantized_ = device.allocate(floats(std::max({c.dim, c.q_width(), ffn_width()})),
-                                 "quantized activations");
+    x_ = allocate(floats(c.dim), "activations");
+    xn_ = allocate(floats(c.dim), "activations");
+    q_ = allocate(floats(c.q_width()), "activations");
+    k_ = allocate(floats(c.kv_width()), "activations");
+    v_ = allocate(floats(c.kv_width()), "activations");
+    attention_ = allocate(floats(c.q_width()), "activations");
+    projected_ = allocate(floats(c.dim), "activations");
+    gate_ = allocate(floats(ffn_width()), "activations");
+    up_ = allocate(floats(ffn_width()), "activations");
+    ffn_out_ = allocate(floats(c.dim), "activations");
+    quantized_ =
+        allocate(floats(std::max({c.dim, c.q_width(), ffn_width()})), "quantized activations");
     staging_x_ = host.allocate(floats(c.dim), "the residual stream's staging buffer");
     if (features_.moe) {
-      router_ = device.allocate(floats(c.expert_count), "activations");
-      expert_in_ = device.allocate(floats(c.dim), "activations");
-      expert_out_ = device.allocate(floats(c.dim), "activations");
+      router_ = allocate(floats(c.expert_count), "activations");
+      expert_in_ = allocate(floats(c.dim), "activations");
+      expert_out_ = allocate(floats(c.dim), "activations");
       router_host_ = host.allocate(floats(c.expert_count), "router read-back");
       route_index_ = host.allocate(floats(c.experts_used), "routing");
       route_weight_ = host.allocate(floats(c.experts_used), "routing");
     }
     if (features_.shared_expert) {
-      shared_logit_ = device.allocate(floats(1), "activations");
+      shared_logit_ = allocate(floats(1), "activations");
       identity_ = host.allocate(floats(1), "routing");
       auto* index = reinterpret_cast<uint32_t*>(identity_.mapped());
       std::iota(index, index + b, 0u);
     }
-    if (const GgufTensor* factors = model_.tensors().rope_factors) {
-      rope_factors_ = device.allocate(factors->byte_size(), "RoPE frequency factors");
-      Uploader uploader(*context_);
-      uploader.upload(rope_factors_, factors->data.data(), factors->byte_size());
-      uploader.finish();
-    }
   }
 
-  // Runs on its own thread: uploads block after block, so the first forward pass can start on
-  // block 0 while later blocks are still on their way.
-  void upload_layers() {
-    try {
-      Uploader uploader(*context_);
-      const ModelTensors& tensors = model_.tensors();
-      for (int64_t l = 0; l < n_layers_ && !stop_; ++l) {
-        upload_layer(uploader, tensors.layers[static_cast<std::size_t>(l)],
-                     layers_[static_cast<std::size_t>(l)]);
-        uploader.finish();
-        const std::lock_guard guard(upload_mutex_);
-        uploaded_ = l + 1;
-        upload_done_.notify_all();
-      }
-    } catch (...) {
-      const std::lock_guard guard(upload_mutex_);
-      upload_error_ = std::current_exception();
-      upload_done_.notify_all();
-    }
-  }
-
-  void wait_for_upload(int64_t layer) {
-    std::unique_lock lock(upload_mutex_);
-    upload_done_.wait(lock, [&] { return uploaded_ > layer || upload_error_ != nullptr; });
-    if (uploaded_ <= layer) std::rethrow_exception(upload_error_);
-  }
-
-  void upload_layer(Uploader& up, const LayerTensors& t, Layer& d) {
-    const auto vector = [&](const GgufTensor* tensor, Buffer& out) {
-      if (tensor == nullptr) return;
-      out = context_->device_memory.allocate(tensor->byte_size(), tensor->name);
-      up.upload(out, tensor->data.data(), tensor->byte_size());
-    };
-    const auto matrix = [&](const GgufTensor* tensor, DeviceMatrix& out) {
-      if (tensor != nullptr) out = upload_matrix(up, *tensor, 0);
-    };
-    const auto experts = [&](const GgufTensor* tensor, std::vector<DeviceMatrix>& out) {
-      if (tensor == nullptr) return;
-      for (uint64_t e = 0; e < tensor->ne[2]; ++e)
-        out.push_back(upload_matrix(up, *tensor, e));
-    };
-    vector(t.attn_norm, d.attn_norm);
-    vector(t.attn_q_bias, d.q_bias);
-    vector(t.attn_k_bias, d.k_bias);
-    vector(t.attn_v_bias, d.v_bias);
-    vector(t.attn_q_norm, d.q_norm);
-    vector(t.attn_k_norm, d.k_norm);
-    vector(t.post_attention_norm, d.post_attention_norm);
-    vector(t.ffn_norm, d.ffn_norm);
-    vector(t.post_ffn_norm, d.post_ffn_norm);
-    matrix(t.attn_q, d.q);
-    matrix(t.attn_k, d.k);
-    matrix(t.attn_v, d.v);
-    matrix(t.attn_output, d.o);
-    matrix(t.ffn_gate, d.gate);
-    matrix(t.ffn_up, d.up);
-    matrix(t.ffn_down, d.down);
-    matrix(t.ffn_router, d.router);
-    matrix(t.ffn_gate_shared, d.gate_shared);
-    matrix(t.ffn_up_shared, d.up_shared);
-    matrix(t.ffn_down_shared, d.down_shared);
-    matrix(t.ffn_router_shared, d.router_shared);
-    experts(t.ffn_gate_experts, d.gate_experts);
-    experts(t.ffn_up_experts, d.up_experts);
-    experts(t.ffn_down_experts, d.down_experts);
-  }
-
-  // Matrix `slice` of a tensor (the expert, or 0), converted when no shader reads its type.
-  DeviceMatrix upload_matrix(Uploader& up, const GgufTensor& t, uint64_t slice) {
-    DeviceMatrix m;
-    m.format = device_format(t.type);
-    m.activation_group = activation_group(t.type);
-    m.rows = static_cast<uint32_t>(t.ne[1]);
-    m.cols = static_cast<uint32_t>(t.ne[0]);
-    const GgmlType stored = ggml_type_of(m.format);
-    m.row_bytes = static_cast<uint32_t>(ggml_row_bytes(stored, t.ne[0]));
-    m.buffer = context_->device_memory.allocate(padded(uint64_t{m.rows} * m.row_bytes), t.name);
-    const uint64_t src_row_bytes = t.row_bytes();
-    const std::byte* src = t.data.data() + slice * src_row_bytes * m.rows;
-    if (stored == t.type) {
-      up.upload(m.buffer, src, src_row_bytes * m.rows);
-      return m;
-    }
-    std::vector<float> row(m.cols);
-    const auto cols = static_cast<int64_t>(m.cols);
-    up.upload(m.buffer, m.rows, m.row_bytes, [&](uint64_t first, uint64_t count, std::byte* out) {
-      for (uint64_t r = 0; r < count; ++r) {
-        dequantize_row(t.type, src + (first + r) * src_row_bytes, row.data(), cols);
-        std::byte* dst = out + r * m.row_bytes;
-        if (stored == GgmlType::F32) {
-          std::memcpy(dst, row.data(), m.row_bytes);
-          continue;
-        }
-        for (int64_t i = 0; i < cols; ++i) {
-          const uint16_t half = f32_to_fp16(row[static_cast<std::size_t>(i)]);
-          std::memcpy(dst + 2 * i, &half, 2);
-        }
-      }
-    });
-    return m;
-  }
-
-  void run_batch(const Layer& d, int64_t layer, float* x, uint32_t n, uint32_t first_pos) {
+  void run_batch(const Layer& d, const LayerCache& cache, int64_t layer, float* x, uint32_t n,
+                 uint32_t first_pos) {
     const ModelConfig& c = config_;
     const LayerConfig& lc = c.layers[static_cast<std::size_t>(layer)];
     const auto dim = static_cast<uint32_t>(c.dim);
@@ -349,11 +435,11 @@ class VulkanBackend final : public Backend {
       rope.yarn_ext_factor = 1.0f;
       rope.yarn_orig_ctx = static_cast<uint32_t>(c.rope_original_context);
     }
-    const Buffer* factors = rope_factors_ ? &rope_factors_ : nullptr;
+    const Buffer* factors = blocks_->rope_factors();
     ops::rope(s, q_, n, heads, first_pos, rope, factors);
     ops::rope(s, k_, n, kv_heads, first_pos, rope, factors);
-    ops::store_kv(s, k_, n, kvw, first_pos, kv_f16_, d.k_cache);
-    ops::store_kv(s, v_, n, kvw, first_pos, kv_f16_, d.v_cache);
+    ops::store_kv(s, k_, n, kvw, first_pos, kv_f16_, cache.k);
+    ops::store_kv(s, v_, n, kvw, first_pos, kv_f16_, cache.v);
 
     AttentionConfig attention;
     attention.n_heads = heads;
@@ -363,7 +449,7 @@ class VulkanBackend final : public Backend {
     attention.softcap = c.attention_softcap;
     attention.window = lc.sliding_window ? static_cast<uint32_t>(c.sliding_window) : 0;
     attention.kv_f16 = kv_f16_;
-    ops::attention(s, q_, n, first_pos, d.k_cache, d.v_cache, attention, attention_);
+    ops::attention(s, q_, n, first_pos, cache.k, cache.v, attention, attention_);
     ops::matmul(s, d.o, attention_, n, projected_, &quantized_);
     if (features_.post_norms) {
       ops::rms_norm(s, projected_, &d.post_attention_norm, n, dim, c.norm_eps, projected_);
@@ -469,21 +555,15 @@ class VulkanBackend final : public Backend {
   const VulkanOptions options_;
   int64_t n_layers_ = 0;
   bool kv_f16_ = true;
-  uint64_t planned_bytes_ = 0;
+  uint64_t allocated_bytes_ = 0;
 
   std::shared_ptr<Context> context_;
   CommandStream stream_;
-  std::vector<Layer> layers_;
+  std::shared_ptr<Blocks> blocks_;
+  std::vector<LayerCache> caches_;
   Buffer x_, xn_, q_, k_, v_, attention_, projected_, gate_, up_, ffn_out_, router_, expert_in_,
-      expert_out_, shared_logit_, rope_factors_, quantized_;
+      expert_out_, shared_logit_, quantized_;
   Buffer staging_x_, router_host_, route_index_, route_weight_, identity_;
-
-  std::mutex upload_mutex_;
-  std::condition_variable upload_done_;
-  int64_t uploaded_ = 0;
-  std::exception_ptr upload_error_;
-  std::atomic<bool> stop_{false};
-  std::thread uploads_;
 };
 
 }  // namespace

@@ -4,12 +4,13 @@
 #include <cmath>
 #include <numbers>
 
+#include "floatllm/backend/device_memory.hpp"
 #include "floatllm/core/error.hpp"
 
 namespace floatllm::vulkan {
 
 WeightFormat device_format(GgmlType type) {
-  switch (type) {
+  switch (device_weight_type(type)) {
     case GgmlType::F16:
       return WeightFormat::kF16;
     case GgmlType::Q8_0:

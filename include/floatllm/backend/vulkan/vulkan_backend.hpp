@@ -39,8 +39,14 @@ struct VulkanOptions {
 class Backend : public LayerBackend {
  public:
   virtual const DeviceInfo& device() const = 0;
-  virtual int64_t layers() const = 0;         // blocks 0 .. layers() - 1 run on the device
-  virtual uint64_t device_bytes() const = 0;  // weights, KV cache and activations placed there
+  virtual int64_t layers() const = 0;  // blocks 0 .. layers() - 1 run on the device
+  // The bytes of its buffers on the device (weights, KV cache, activations), all placed when it
+  // is made: device_memory_needed() (backend/device_memory.hpp) predicts them. Backends made by
+  // share() count the weights they share too.
+  virtual uint64_t device_bytes() const = 0;
+  // Another backend for another session of the same model (a server's slot): it reads this one's
+  // weights on the device and has a KV cache and activations of its own. Both may run at once.
+  virtual std::unique_ptr<Backend> share() const = 0;
 };
 
 // A backend that owns the first `options.layers` blocks of `model`, whose weights start
