@@ -31,6 +31,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include "floatllm/kernels/tasks.hpp"
@@ -456,26 +457,44 @@ struct MinTerms {
   HWY_INLINE float total() const { return hn::GetLane(hn::SumOfLanes(DF(), acc)); }
 };
 
+// Asks for the cache lines of `block` moved `ahead` bytes on (0: nothing). Decoding passes the
+// row size, so the next row is read while this one is computed: two streams in flight per core
+// instead of the hardware prefetcher's one, which is what reaching the read bandwidth takes.
+template <class Block>
+HWY_INLINE void prefetch_ahead(const Block* block, uint64_t ahead) {
+  if (ahead == 0) return;
+  const auto* first = reinterpret_cast<const std::byte*>(block) + ahead;
+  for (uint64_t at = 0; at < sizeof(Block); at += 64)
+    hwy::Prefetch(first + at);
+}
+
 // results[t] = row . activations of token t0 + t, for t < T.
 template <class Format, int T>
 HWY_INLINE void dot_quant_row(const typename Format::Block* blocks, int64_t n_blocks,
-                              const detail::QuantizedActivations& qa, int64_t t0, float* results) {
+                              const detail::QuantizedActivations& qa, int64_t t0, float* results,
+                              uint64_t ahead) {
   const D16 d16;
   const D32 d32;
   const DF32 df;
-  VF32 facc[T];
+  // Two float accumulators per token, for even and odd blocks: one chain would wait out the
+  // multiply-add latency at every block (Q8_0 decoding is bound by it). Prompt tiles sum in the
+  // same order, so batched and token-by-token logits stay equal.
+  constexpr int kChains = 2;
+  VF32 facc[T][kChains];
   float corr[T];
   MinTerms<(Format::kMins > 0 ? Format::kMins : 8)> mins[T];
   const int16_t* act[T];
   const float* act_d[T];
   for (int t = 0; t < T; ++t) {
-    facc[t] = hn::Zero(df);
+    for (int c = 0; c < kChains; ++c)
+      facc[t][c] = hn::Zero(df);
     corr[t] = 0.0f;
     mins[t].clear();
     act[t] = qa.q_row(t0 + t);
     act_d[t] = qa.d_row(t0 + t);
   }
   for (int64_t g = 0; g < n_blocks; ++g) {
+    prefetch_ahead(blocks + g, ahead);
     const auto& block = blocks[g];
     const typename Format::Info info = Format::prepare(block);
     V32 iacc[T];
@@ -492,7 +511,8 @@ HWY_INLINE void dot_quant_row(const typename Format::Block* blocks, int64_t n_bl
       }
     });
     for (int t = 0; t < T; ++t) {
-      facc[t] = hn::MulAdd(hn::ConvertTo(df, iacc[t]), hn::Set(df, info.d * act_d[t][g]), facc[t]);
+      VF32& chain = facc[t][g % kChains];
+      chain = hn::MulAdd(hn::ConvertTo(df, iacc[t]), hn::Set(df, info.d * act_d[t][g]), chain);
       if constexpr (Format::kMins > 0) {
         mins[t].add(info.mins, Format::min_sums(qa, t0 + t, g), -info.dmin * act_d[t][g]);
       }
@@ -500,7 +520,10 @@ HWY_INLINE void dot_quant_row(const typename Format::Block* blocks, int64_t n_bl
     }
   }
   for (int t = 0; t < T; ++t) {
-    results[t] = hn::GetLane(hn::SumOfLanes(df, facc[t])) + corr[t];
+    VF32 sum = facc[t][0];
+    for (int c = 1; c < kChains; ++c)
+      sum = hn::Add(sum, facc[t][c]);
+    results[t] = hn::GetLane(hn::SumOfLanes(df, sum)) + corr[t];
     if constexpr (Format::kMins > 0) results[t] += mins[t].total();
   }
 }
@@ -532,7 +555,7 @@ HWY_INLINE hn::Vec<DP16> maddubs(V8 u, hn::Vec<DS8> s) {
 template <bool kFiveBits, int T>
 HWY_INLINE void dot_k4_bytes(
     const typename std::conditional_t<kFiveBits, BlockQ5_K, BlockQ4_K>* blocks, int64_t n_blocks,
-    const detail::QuantizedActivations& qa, int64_t t0, float* results) {
+    const detail::QuantizedActivations& qa, int64_t t0, float* results, uint64_t ahead) {
   const D8 d8;
   const DS8 ds8;
   const DP16 d16;
@@ -564,6 +587,7 @@ HWY_INLINE void dot_k4_bytes(
   }
 #endif
   for (int64_t g = 0; g < n_blocks; ++g) {
+    prefetch_ahead(blocks + g, ahead);
     const auto& b = blocks[g];
     const K4Info info = prepare_k4(b.d, b.dmin, b.scales);
     hn::Vec<DP32> iacc[T];
@@ -641,7 +665,7 @@ HWY_INLINE void dot_k4_bytes(
 template <bool kThree, int T>
 HWY_INLINE void dot_k23_bytes(const std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>* blocks,
                               int64_t n_blocks, const detail::QuantizedActivations& qa, int64_t t0,
-                              float* results) {
+                              float* results, uint64_t ahead) {
   const D8 d8;
   const DS8 ds8;
   const DP16 d16;
@@ -671,6 +695,7 @@ HWY_INLINE void dot_k23_bytes(const std::conditional_t<kThree, BlockQ3_K, BlockQ
   }
 #endif
   for (int64_t g = 0; g < n_blocks; ++g) {
+    prefetch_ahead(blocks + g, ahead);
     const auto& b = blocks[g];
     const float d = f16(b.d);
     alignas(16) int16_t scales[16];
@@ -766,7 +791,8 @@ HWY_INLINE void dot_k23_bytes(const std::conditional_t<kThree, BlockQ3_K, BlockQ
 
 template <int T>
 HWY_INLINE void dot_q6_k_bytes(const BlockQ6_K* blocks, int64_t n_blocks,
-                               const detail::QuantizedActivations& qa, int64_t t0, float* results) {
+                               const detail::QuantizedActivations& qa, int64_t t0, float* results,
+                               uint64_t ahead) {
   const D8 d8;
   const DS8 ds8;
   const DP16 d16;
@@ -797,6 +823,7 @@ HWY_INLINE void dot_q6_k_bytes(const BlockQ6_K* blocks, int64_t n_blocks,
   }
 #endif
   for (int64_t g = 0; g < n_blocks; ++g) {
+    prefetch_ahead(blocks + g, ahead);
     const BlockQ6_K& b = blocks[g];
     const float d = f16(b.d);
     hn::Vec<DP32> iacc[T];
@@ -898,8 +925,8 @@ HWY_INLINE hn::Vec<DB> fifth_bits(uint32_t qh, size_t off) {
 
 template <class Block, int kOffset, bool kFiveBits, bool kMin, int T>
 HWY_INLINE void dot_legacy_bytes(const Block* blocks, int64_t n_blocks,
-                                 const detail::QuantizedActivations& qa, int64_t t0,
-                                 float* results) {
+                                 const detail::QuantizedActivations& qa, int64_t t0, float* results,
+                                 uint64_t ahead) {
   const DB d8;
   const DBS ds8;
   const DB16 d16;
@@ -921,6 +948,7 @@ HWY_INLINE void dot_legacy_bytes(const Block* blocks, int64_t n_blocks,
     act_sums[t] = qa.bsums32_row(t0 + t);
   }
   for (int64_t g = 0; g < n_blocks; ++g) {
+    prefetch_ahead(blocks + g, ahead);
     const Block& b = blocks[g];
     const float d = f16(b.d);
     uint32_t qh = 0;
@@ -991,14 +1019,17 @@ HWY_INLINE void for_row_token_tiles(const detail::MatmulTask& task, int64_t r0, 
 // One row against tokens t0 .. t0 + T - 1 with the fastest code this target has for Format.
 template <class Format, int T>
 HWY_INLINE void dot_row_tile(const typename Format::Block* blocks, int64_t n_blocks,
-                             const detail::QuantizedActivations& qa, int64_t t0, float* results) {
+                             const detail::QuantizedActivations& qa, int64_t t0, float* results,
+                             uint64_t ahead) {
 #if FLOATLLM_K4_BYTES
   if constexpr (std::is_same_v<Format, FormatQ4_K> || std::is_same_v<Format, FormatQ5_K>) {
-    return dot_k4_bytes<std::is_same_v<Format, FormatQ5_K>, T>(blocks, n_blocks, qa, t0, results);
+    return dot_k4_bytes<std::is_same_v<Format, FormatQ5_K>, T>(blocks, n_blocks, qa, t0, results,
+                                                               ahead);
   } else if constexpr (std::is_same_v<Format, FormatQ2_K> || std::is_same_v<Format, FormatQ3_K>) {
-    return dot_k23_bytes<std::is_same_v<Format, FormatQ3_K>, T>(blocks, n_blocks, qa, t0, results);
+    return dot_k23_bytes<std::is_same_v<Format, FormatQ3_K>, T>(blocks, n_blocks, qa, t0, results,
+                                                                ahead);
   } else if constexpr (std::is_same_v<Format, FormatQ6_K>) {
-    return dot_q6_k_bytes<T>(blocks, n_blocks, qa, t0, results);
+    return dot_q6_k_bytes<T>(blocks, n_blocks, qa, t0, results, ahead);
   } else if constexpr (std::is_same_v<Format, FormatQ4_0> || std::is_same_v<Format, FormatQ4_1> ||
                        std::is_same_v<Format, FormatQ5_0> || std::is_same_v<Format, FormatQ5_1>) {
     constexpr int kOffset = std::is_same_v<Format, FormatQ4_0>   ? 8
@@ -1006,12 +1037,12 @@ HWY_INLINE void dot_row_tile(const typename Format::Block* blocks, int64_t n_blo
                                                                  : 0;
     constexpr bool kFive = std::is_same_v<Format, FormatQ5_0> || std::is_same_v<Format, FormatQ5_1>;
     return dot_legacy_bytes<typename Format::Block, kOffset, kFive, Format::kScalarMin, T>(
-        blocks, n_blocks, qa, t0, results);
+        blocks, n_blocks, qa, t0, results, ahead);
   } else {
-    return dot_quant_row<Format, T>(blocks, n_blocks, qa, t0, results);
+    return dot_quant_row<Format, T>(blocks, n_blocks, qa, t0, results, ahead);
   }
 #else
-  return dot_quant_row<Format, T>(blocks, n_blocks, qa, t0, results);
+  return dot_quant_row<Format, T>(blocks, n_blocks, qa, t0, results, ahead);
 #endif
 }
 
@@ -1026,9 +1057,11 @@ HWY_NOINLINE void matmul_quant_rows(const detail::MatmulTask& task, int64_t r0, 
   for_row_token_tiles(task, r0, r1, [&](int64_t r, int64_t t0, int count, float* results) HWY_ATTR {
     const auto* blocks = reinterpret_cast<const Block*>(task.w.row(r));
     if (count == kTokenTile)
-      return dot_row_tile<Format, kTokenTile>(blocks, n_blocks, qa, t0, results);
+      return dot_row_tile<Format, kTokenTile>(blocks, n_blocks, qa, t0, results, 0);
+    // Decoding: each row is read once, so the next one is asked for meanwhile.
+    const uint64_t ahead = task.n_tokens == count && r + 1 < r1 ? task.w.row_bytes : 0;
     for (int t = 0; t < count; ++t)
-      dot_row_tile<Format, 1>(blocks, n_blocks, qa, t0 + t, results + t);
+      dot_row_tile<Format, 1>(blocks, n_blocks, qa, t0 + t, results + t, t == 0 ? ahead : 0);
   });
 }
 
@@ -1060,7 +1093,7 @@ HWY_INLINE float scalar_float(const hwy::bfloat16_t* p) {
   return bf16_to_f32(bits);
 }
 
-// One row against T tokens. The summation order per (row, token) is the one dot_float_4x4 uses:
+// One row against T tokens. The summation order per (row, token) is the one dot_float_4xT uses:
 // one accumulator stepped a vector at a time, then the scalar tail. A row's result therefore does
 // not depend on whether it was computed in a tile or alone, so splitting a matrix into row
 // pieces (the streaming runtime's output head) gives bit-identical logits.
@@ -1090,17 +1123,19 @@ HWY_INLINE void dot_float_row(const Src* w, int64_t cols, const float* x, int64_
   }
 }
 
-// Four rows times four tokens: 16 accumulators, 8 loads per 16 multiply-adds, for prompt
-// batches (a single row per token would load twice as much per multiply-add).
-template <class Src>
-HWY_INLINE void dot_float_4x4(const Src* const* w, int64_t cols, const float* x, int64_t t0,
+// Four rows times T tokens, each (row, token) summed in dot_float_row's order. For prompt tiles
+// (T = 4) 8 loads serve 16 multiply-adds, half of what one row at a time loads; for decoding
+// (T = 1) the four rows are four independent FMA chains and four streams from memory, which is
+// what two cores need to reach the machine's read bandwidth (one stream each reaches about 70%).
+template <class Src, int T>
+HWY_INLINE void dot_float_4xT(const Src* const* w, int64_t cols, const float* x, int64_t t0,
                               float (*results)[kTokenTile]) {
   const hn::ScalableTag<float> df;
   const auto lanes = static_cast<int64_t>(hn::Lanes(df));
   using VF = hn::Vec<decltype(df)>;
-  VF acc[4][4];
-  const float* xt[4];
-  for (int t = 0; t < 4; ++t)
+  VF acc[4][T];
+  const float* xt[T];
+  for (int t = 0; t < T; ++t)
     xt[t] = x + (t0 + t) * cols;
   for (auto& row : acc) {
     for (auto& a : row)
@@ -1112,7 +1147,7 @@ HWY_INLINE void dot_float_4x4(const Src* const* w, int64_t cols, const float* x,
     const VF w1 = load_float(w[1] + i);
     const VF w2 = load_float(w[2] + i);
     const VF w3 = load_float(w[3] + i);
-    for (int t = 0; t < 4; ++t) {
+    for (int t = 0; t < T; ++t) {
       const VF xv = hn::LoadU(df, xt[t] + i);
       acc[0][t] = hn::MulAdd(w0, xv, acc[0][t]);
       acc[1][t] = hn::MulAdd(w1, xv, acc[1][t]);
@@ -1121,7 +1156,7 @@ HWY_INLINE void dot_float_4x4(const Src* const* w, int64_t cols, const float* x,
     }
   }
   for (int r = 0; r < 4; ++r) {
-    for (int t = 0; t < 4; ++t) {
+    for (int t = 0; t < T; ++t) {
       float sum = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
       for (int64_t j = i; j < cols; ++j)
         sum += scalar_float(w[r] + j) * xt[t][j];
@@ -1130,38 +1165,44 @@ HWY_INLINE void dot_float_4x4(const Src* const* w, int64_t cols, const float* x,
   }
 }
 
-template <class Src>
-HWY_NOINLINE void matmul_float_rows(const detail::MatmulTask& task, int64_t r0, int64_t r1) {
+// Rows [r0, r1) against tokens t0 .. t0 + T - 1: four rows at a time, then the rest one by one.
+template <class Src, int T>
+HWY_INLINE void float_rows_tile(const detail::MatmulTask& task, int64_t r0, int64_t r1,
+                                int64_t t0) {
   const int64_t cols = task.w.cols;
   const int64_t rows = task.w.rows;
   const auto row_of = [&](int64_t r) { return reinterpret_cast<const Src*>(task.w.row(r)); };
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const Src* w[4] = {row_of(r), row_of(r + 1), row_of(r + 2), row_of(r + 3)};
+    float results[4][kTokenTile];
+    dot_float_4xT<Src, T>(w, cols, task.x, t0, results);
+    for (int k = 0; k < 4; ++k) {
+      for (int t = 0; t < T; ++t)
+        task.y[(t0 + t) * rows + r + k] = results[k][t];
+    }
+  }
+  for (; r < r1; ++r) {
+    float results[kTokenTile] = {};
+    dot_float_row<Src, T>(row_of(r), cols, task.x, t0, results);
+    for (int t = 0; t < T; ++t)
+      task.y[(t0 + t) * rows + r] = results[t];
+  }
+}
+
+// Full tiles of kTokenTile tokens, and the tokens of a partial tile (decoding: the only one) one
+// at a time.
+template <class Src>
+HWY_NOINLINE void matmul_float_rows(const detail::MatmulTask& task, int64_t r0, int64_t r1) {
   for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
     const int64_t re = std::min(r1, rb + kRowBlock);
     for (int64_t t0 = 0; t0 < task.n_tokens; t0 += kTokenTile) {
       const int count = static_cast<int>(std::min<int64_t>(kTokenTile, task.n_tokens - t0));
-      int64_t r = rb;
       if (count == kTokenTile) {
-        for (; r + 4 <= re; r += 4) {
-          const Src* w[4] = {row_of(r), row_of(r + 1), row_of(r + 2), row_of(r + 3)};
-          float results[4][kTokenTile];
-          dot_float_4x4(w, cols, task.x, t0, results);
-          for (int k = 0; k < 4; ++k) {
-            for (int t = 0; t < kTokenTile; ++t)
-              task.y[(t0 + t) * rows + r + k] = results[k][t];
-          }
-        }
-      }
-      for (; r < re; ++r) {
-        float results[kTokenTile] = {};
-        if (count == kTokenTile) {
-          dot_float_row<Src, kTokenTile>(row_of(r), cols, task.x, t0, results);
-        } else {
-          for (int t = 0; t < count; ++t) {
-            dot_float_row<Src, 1>(row_of(r), cols, task.x, t0 + t, results + t);
-          }
-        }
+        float_rows_tile<Src, kTokenTile>(task, rb, re, t0);
+      } else {
         for (int t = 0; t < count; ++t)
-          task.y[(t0 + t) * rows + r] = results[t];
+          float_rows_tile<Src, 1>(task, rb, re, t0 + t);
       }
     }
   }
