@@ -74,7 +74,8 @@ Command add_chat(CLI::App& app) {
     const Tokenizer tokenizer = o->model.tokenizer(*model);
     Session session(*model, tokenizer, session_options, memory.weights());
     memory.attach(session);
-    if (memory.weights() == nullptr) {
+    // Layers a budget streams stay on disk, and layers on a device are uploaded by its backend.
+    if (memory.weights() == nullptr && o->model.gpu_layers == 0) {
       ProgressBar bar("loading", progress);
       preload_weights(*model, [&](uint64_t done, uint64_t total) {
         bar.update(done, total, std::filesystem::path(o->model.model).filename().string());

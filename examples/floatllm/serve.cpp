@@ -81,7 +81,8 @@ Command add_serve(CLI::App& app) {
         o->alias.empty() ? std::filesystem::path(o->model.model).stem().string() : o->alias;
     options.chat_format = select_chat_format(model->file(), o->chat_template);
     options.default_max_tokens = o->max_tokens;
-    if (memory.weights() == nullptr) {
+    // Layers a budget streams stay on disk, and layers on a device are uploaded by its backend.
+    if (memory.weights() == nullptr && o->model.gpu_layers == 0) {
       ProgressBar bar("loading", progress);
       preload_weights(*model, [&](uint64_t done, uint64_t total) {
         bar.update(done, total, std::filesystem::path(o->model.model).filename().string());
