@@ -476,24 +476,25 @@ HWY_INLINE void dot_quant_row(const typename Format::Block* blocks, int64_t n_bl
   const D16 d16;
   const D32 d32;
   const DF32 df;
-  // Two float accumulators per token, for even and odd blocks: one chain would wait out the
-  // multiply-add latency at every block (Q8_0 decoding is bound by it). Prompt tiles sum in the
-  // same order, so batched and token-by-token logits stay equal.
-  constexpr int kChains = 2;
-  VF32 facc[T][kChains];
-  float corr[T];
+  // Two float accumulators per token, for even and odd blocks, in straight-line code so both
+  // stay in registers: one chain would wait out the multiply-add latency at every block (Q8_0
+  // decoding is bound by it). Prompt tiles sum in the same order, so batched and token-by-token
+  // logits stay equal.
+  VF32 even[T];
+  VF32 odd[T];
+  float corr[T][2];
   MinTerms<(Format::kMins > 0 ? Format::kMins : 8)> mins[T];
   const int16_t* act[T];
   const float* act_d[T];
   for (int t = 0; t < T; ++t) {
-    for (int c = 0; c < kChains; ++c)
-      facc[t][c] = hn::Zero(df);
-    corr[t] = 0.0f;
+    even[t] = hn::Zero(df);
+    odd[t] = hn::Zero(df);
+    corr[t][0] = corr[t][1] = 0.0f;
     mins[t].clear();
     act[t] = qa.q_row(t0 + t);
     act_d[t] = qa.d_row(t0 + t);
   }
-  for (int64_t g = 0; g < n_blocks; ++g) {
+  const auto block_into = [&](int64_t g, int chain, VF32(&facc)[T]) HWY_ATTR {
     prefetch_ahead(blocks + g, ahead);
     const auto& block = blocks[g];
     const typename Format::Info info = Format::prepare(block);
@@ -511,19 +512,22 @@ HWY_INLINE void dot_quant_row(const typename Format::Block* blocks, int64_t n_bl
       }
     });
     for (int t = 0; t < T; ++t) {
-      VF32& chain = facc[t][g % kChains];
-      chain = hn::MulAdd(hn::ConvertTo(df, iacc[t]), hn::Set(df, info.d * act_d[t][g]), chain);
+      facc[t] = hn::MulAdd(hn::ConvertTo(df, iacc[t]), hn::Set(df, info.d * act_d[t][g]), facc[t]);
       if constexpr (Format::kMins > 0) {
         mins[t].add(info.mins, Format::min_sums(qa, t0 + t, g), -info.dmin * act_d[t][g]);
       }
-      if constexpr (Format::kScalarMin) corr[t] += info.m * qa.s_row(t0 + t)[g];
+      if constexpr (Format::kScalarMin) corr[t][chain] += info.m * qa.s_row(t0 + t)[g];
     }
+  };
+  int64_t g = 0;
+  for (; g + 2 <= n_blocks; g += 2) {
+    block_into(g, 0, even);
+    block_into(g + 1, 1, odd);
   }
+  if (g < n_blocks) block_into(g, 0, even);
   for (int t = 0; t < T; ++t) {
-    VF32 sum = facc[t][0];
-    for (int c = 1; c < kChains; ++c)
-      sum = hn::Add(sum, facc[t][c]);
-    results[t] = hn::GetLane(hn::SumOfLanes(df, sum)) + corr[t];
+    results[t] =
+        hn::GetLane(hn::SumOfLanes(df, hn::Add(even[t], odd[t]))) + corr[t][0] + corr[t][1];
     if constexpr (Format::kMins > 0) results[t] += mins[t].total();
   }
 }
@@ -935,19 +939,23 @@ HWY_INLINE void dot_legacy_bytes(const Block* blocks, int64_t n_blocks,
   constexpr size_t kLanes = hn::MaxLanes(DB());
   const auto mask = hn::Set(d8, 15);
   const auto ones = hn::Set(d16, 1);
-  hn::Vec<DBF> facc[T];
-  float corr[T];
+  // Even and odd blocks in two accumulators, as dot_quant_row does: an 18-byte block is too
+  // little work to hide a multiply-add's latency.
+  hn::Vec<DBF> even[T];
+  hn::Vec<DBF> odd[T];
+  float corr[T][2];
   const int8_t* act[T];
   const float* act_d[T];
   const int16_t* act_sums[T];
   for (int t = 0; t < T; ++t) {
-    facc[t] = hn::Zero(df);
-    corr[t] = 0.0f;
+    even[t] = hn::Zero(df);
+    odd[t] = hn::Zero(df);
+    corr[t][0] = corr[t][1] = 0.0f;
     act[t] = qa.q8_row(t0 + t);
     act_d[t] = qa.d_row(t0 + t);
     act_sums[t] = qa.bsums32_row(t0 + t);
   }
-  for (int64_t g = 0; g < n_blocks; ++g) {
+  const auto block_into = [&](int64_t g, int chain, hn::Vec<DBF>(&facc)[T]) HWY_ATTR {
     prefetch_ahead(blocks + g, ahead);
     const Block& b = blocks[g];
     const float d = f16(b.d);
@@ -984,13 +992,20 @@ HWY_INLINE void dot_legacy_bytes(const Block* blocks, int64_t n_blocks,
       const float scale = d * act_d[t][g];
       facc[t] = hn::MulAdd(hn::ConvertTo(df, iacc[t]), hn::Set(df, scale), facc[t]);
       if constexpr (kOffset != 0) {
-        corr[t] -= scale * static_cast<float>(kOffset * act_sums[t][g]);
+        corr[t][chain] -= scale * static_cast<float>(kOffset * act_sums[t][g]);
       }
-      if constexpr (kMin) corr[t] += f16(b.m) * qa.s_row(t0 + t)[g];
+      if constexpr (kMin) corr[t][chain] += f16(b.m) * qa.s_row(t0 + t)[g];
     }
+  };
+  int64_t g = 0;
+  for (; g + 2 <= n_blocks; g += 2) {
+    block_into(g, 0, even);
+    block_into(g + 1, 1, odd);
   }
+  if (g < n_blocks) block_into(g, 0, even);
   for (int t = 0; t < T; ++t)
-    results[t] = hn::GetLane(hn::SumOfLanes(df, facc[t])) + corr[t];
+    results[t] =
+        hn::GetLane(hn::SumOfLanes(df, hn::Add(even[t], odd[t]))) + corr[t][0] + corr[t][1];
   (void)mask;
 }
 #else
