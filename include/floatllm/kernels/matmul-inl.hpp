@@ -574,10 +574,13 @@ HWY_INLINE void dot_k4_bytes(
   MinTerms<8> mins[T];
   const int8_t* act[T];
   const float* act_d[T];
+  // Q4_K with a block per vector takes 64 bytes (128 values) per load, its low and high nibbles
+  // meeting the activations in q8_pairs' order: half the unpacking of 32-byte loads.
+  constexpr bool kPairs = FLOATLLM_BLOCK_PER_VECTOR && !kFiveBits && kLanes >= 64;
   for (int t = 0; t < T; ++t) {
     facc[t] = hn::Zero(df);
     mins[t].clear();
-    act[t] = qa.q8_row(t0 + t);
+    act[t] = kPairs ? qa.q8_pairs_row(t0 + t) : qa.q8_row(t0 + t);
     act_d[t] = qa.d_row(t0 + t);
   }
 #if FLOATLLM_BLOCK_PER_VECTOR
@@ -590,6 +593,18 @@ HWY_INLINE void dot_k4_bytes(
       index[i] = (i % 2 != 0) ? 0x80 : static_cast<uint8_t>(2 * c + (i >= 32 ? 1 : 0));
     }
     scale_index[c] = hn::Load(d8, index);
+  }
+  // For kPairs: pair p's low nibbles are sub-blocks 4p (bytes 0..31) and 4p + 2, its high
+  // nibbles 4p + 1 and 4p + 3.
+  hn::Vec<D8> pair_index[2][2];
+  for (int p = 0; p < 2; ++p) {
+    for (int high = 0; high < 2; ++high) {
+      alignas(64) uint8_t index[64];
+      for (int i = 0; i < 64; ++i) {
+        index[i] = (i % 2 != 0) ? 0x80 : static_cast<uint8_t>(4 * p + high + (i >= 32 ? 2 : 0));
+      }
+      pair_index[p][high] = hn::Load(d8, index);
+    }
   }
 #endif
   for (int64_t g = 0; g < n_blocks; ++g) {
@@ -612,7 +627,20 @@ HWY_INLINE void dot_k4_bytes(
     std::memcpy(&scale_word, info.scales, 8);
     const auto scale_bytes = hn::BitCast(d8, hn::Set(hn::Repartition<uint64_t, D8>(), scale_word));
 #endif
-    for (int c = 0; c < 4; ++c) {
+#if FLOATLLM_BLOCK_PER_VECTOR
+    if constexpr (kPairs) {
+      for (int p = 0; p < 2; ++p) {
+        const V8 bytes = hn::LoadU(d8, b.qs + 64 * p);
+        const auto lo_scales =
+            hn::BitCast(d16, hn::TableLookupBytes(scale_bytes, pair_index[p][0]));
+        const auto hi_scales =
+            hn::BitCast(d16, hn::TableLookupBytes(scale_bytes, pair_index[p][1]));
+        accumulate(static_cast<size_t>(128 * p), hn::And(bytes, mask), lo_scales);
+        accumulate(static_cast<size_t>(128 * p + 64), hn::ShiftRight<4>(bytes), hi_scales);
+      }
+    }
+#endif
+    for (int c = 0; c < (kPairs ? 0 : 4); ++c) {
       const auto sc_lo = static_cast<int16_t>(info.scales[2 * c]);
       const auto sc_hi = static_cast<int16_t>(info.scales[2 * c + 1]);
       if constexpr (kLanes >= 64) {

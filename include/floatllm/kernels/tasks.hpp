@@ -31,9 +31,13 @@ struct QuantizedActivations {
   std::vector<float> s;          // [n_tokens][cols / 32], group 32 only
   std::vector<int16_t> bsums;    // [n_tokens][cols / 16], group 256 only
   std::vector<int16_t> bsums32;  // [n_tokens][cols / 32]: sums of each 32 values
+  // Group 256: q8 with each 128 values reordered as [0, 32) [64, 96) [32, 64) [96, 128), so the
+  // low and the high nibbles of 64 consecutive Q4_K bytes each meet 64 consecutive activations.
+  std::vector<int8_t> q8_pairs;
 
   const int16_t* q_row(int64_t t) const { return q.data() + t * cols; }
   const int8_t* q8_row(int64_t t) const { return q8.data() + t * cols; }
+  const int8_t* q8_pairs_row(int64_t t) const { return q8_pairs.data() + t * cols; }
   const float* d_row(int64_t t) const { return d.data() + t * (cols / group); }
   const float* s_row(int64_t t) const { return s.data() + t * (cols / 32); }
   const int16_t* bsums_row(int64_t t) const { return bsums.data() + t * (cols / 16); }
@@ -121,6 +125,14 @@ inline void quantize_token_rows(const float* x, int64_t t_begin, int64_t t_end,
   for (int64_t i = t_begin * cols; i < t_end * cols; ++i) {
     qa.q8[static_cast<size_t>(i)] = static_cast<int8_t>(qa.q[static_cast<size_t>(i)]);
   }
+  if (qa.group == 256) {
+    constexpr int64_t kFrom[4] = {0, 64, 32, 96};
+    for (int64_t chunk = t_begin * cols; chunk < t_end * cols; chunk += 128) {
+      for (int part = 0; part < 4; ++part) {
+        std::memcpy(qa.q8_pairs.data() + chunk + 32 * part, qa.q8.data() + chunk + kFrom[part], 32);
+      }
+    }
+  }
 }
 
 inline void resize_activations(int64_t cols, int64_t n_tokens, int64_t group,
@@ -137,6 +149,7 @@ inline void resize_activations(int64_t cols, int64_t n_tokens, int64_t group,
     qa.s.resize(total / 32);
   } else {
     qa.bsums.resize(total / 16);
+    qa.q8_pairs.resize(total);
   }
 }
 
