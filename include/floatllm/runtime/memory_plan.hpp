@@ -348,7 +348,8 @@ class MemoryPlan {
 namespace memory_plan_detail {
 
 // The activations a session allocates for batches of `batch` tokens: the Workspace buffers, the
-// logits, the kernels' quantized copies of the activations and their per-thread attention scores.
+// logits, the kernels' quantized copies of the activations (int16, int8 and Q4_K's interleaved
+// int8) and their per-thread attention scores.
 inline uint64_t activation_bytes(const ModelConfig& c, int64_t batch, int64_t context,
                                  int threads) {
   const auto u = [](int64_t v) { return static_cast<uint64_t>(std::max<int64_t>(v, 1)); };
@@ -357,7 +358,7 @@ inline uint64_t activation_bytes(const ModelConfig& c, int64_t batch, int64_t co
                           u(std::max(c.dim, c.q_width())) + u(ffn) * 2 + u(c.expert_count);
   const uint64_t workspace = widths * u(batch) * sizeof(float);
   const uint64_t logits = u(c.vocab_size) * 16;  // the session's, a copy, the sampler's
-  const uint64_t quantized = u(batch) * u(std::max({c.dim, ffn, c.q_width()})) * 3;
+  const uint64_t quantized = u(batch) * u(std::max({c.dim, ffn, c.q_width()})) * 4;
   const uint64_t scores = u(threads) * u(context) * sizeof(float) * 2;
   return workspace + logits + quantized + scores;
 }
