@@ -74,6 +74,8 @@ Command add_chat(CLI::App& app) {
     const Tokenizer tokenizer = o->model.tokenizer(*model);
     Session session(*model, tokenizer, session_options, memory.weights());
     memory.attach(session);
+    const auto backend = o->model.backend(*model, session_options);
+    session.set_backend(backend.get());
     // Layers a budget streams stay on disk, and layers on a device are uploaded by its backend.
     if (memory.weights() == nullptr && o->model.gpu_layers == 0) {
       ProgressBar bar("loading", progress);

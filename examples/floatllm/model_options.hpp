@@ -94,15 +94,19 @@ struct ModelOptions {
   };
 
   // The layers --gpu-layers puts on a Vulkan device, for Session::set_backend; nullptr when every
-  // layer stays on the CPU. The device KV cache is F32 with --kv-type f32, else F16.
-  std::unique_ptr<LayerBackend> backend(const Model& model, const SessionOptions& options) const {
+  // layer stays on the CPU. The device KV cache is F32 with --kv-type f32, else F16. With
+  // `sibling`, a backend this made for another session of the model (serve's slots), the new one
+  // reads the sibling's weights on the device and has only its own KV cache and activations.
+  std::unique_ptr<LayerBackend> backend(const Model& model, const SessionOptions& options,
+                                        const LayerBackend* sibling = nullptr) const {
     if (gpu_layers == 0) return nullptr;
 #if defined(FLOATLLM_HAVE_VULKAN)
+    if (sibling != nullptr) return static_cast<const vulkan::Backend*>(sibling)->share();
     vulkan::VulkanOptions v;
     v.device = device;
     v.layers = gpu_layers;
     v.context = options.context > 0 ? options.context : model.config().context_length;
-    v.max_batch = options.batch;
+    v.max_batch = std::min(options.batch, v.context);
     v.kv_type = options.kv_type == GgmlType::F32 ? GgmlType::F32 : GgmlType::F16;
     auto backend = vulkan::make_backend(model, v);
     std::fprintf(stderr, "floatllm: %lld of %lld layers on %s (%.0f MiB of device memory)\n",
@@ -113,6 +117,7 @@ struct ModelOptions {
 #else
     (void)model;
     (void)options;
+    (void)sibling;
     fail(
         "--gpu-layers needs the Vulkan backend; this floatllm was built without it "
         "(-DFLOATLLM_VULKAN=ON)");
@@ -131,6 +136,7 @@ struct ModelOptions {
       b.threads = options.threads;
       b.batch = options.batch;
       b.slots = slots;
+      b.gpu_layers = gpu_layers;
       memory.budgeted = std::make_unique<BudgetedWeights>(model, budget, b);
     }
     return memory;

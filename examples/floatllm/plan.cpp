@@ -21,6 +21,7 @@ struct PlanOptions {
   std::string kv_type = "f16";
   int64_t batch = 512;
   int threads = 0;
+  int64_t gpu_layers = 0;
   int64_t parallel = 1;
   bool json = false;
   bool measure = true;
@@ -42,6 +43,10 @@ Command add_plan(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "Threads (default: one per hardware thread)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--gpu-layers,--ngl", o->gpu_layers,
+                  "The first N layers on a Vulkan device (99: all): their bytes are counted as "
+                  "device memory, outside the budget")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--parallel", o->parallel,
                   "Sessions sharing the model, as floatllm serve --parallel: a KV cache, "
@@ -67,6 +72,7 @@ Command add_plan(CLI::App& app) {
       const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
       request.threads = static_cast<int>(std::max<int64_t>(1, cores / o->parallel));
     }
+    request.gpu_layers = o->gpu_layers;
     DeviceSpeeds speeds;
     speeds.disk_bytes_per_second = 1e9;
     speeds.memory_bytes_per_second = 1e10;

@@ -81,6 +81,16 @@ Command add_serve(CLI::App& app) {
         o->alias.empty() ? std::filesystem::path(o->model.model).stem().string() : o->alias;
     options.chat_format = select_chat_format(model->file(), o->chat_template);
     options.default_max_tokens = o->max_tokens;
+    if (o->model.gpu_layers > 0) {
+      // A backend per slot, each with its own KV cache on the device; the weights are uploaded
+      // once, by the first.
+      options.make_backend = [o, &model, session = options.session,
+                              first = static_cast<const LayerBackend*>(nullptr)]() mutable {
+        auto backend = o->model.backend(*model, session, first);
+        if (first == nullptr) first = backend.get();
+        return backend;
+      };
+    }
     // Layers a budget streams stay on disk, and layers on a device are uploaded by its backend.
     if (memory.weights() == nullptr && o->model.gpu_layers == 0) {
       ProgressBar bar("loading", progress);

@@ -27,7 +27,8 @@ struct BudgetedWeightsOptions {
   GgmlType kv_type = GgmlType::F16;
   int threads = 0;  // per session
   int64_t batch = 512;
-  int64_t slots = 1;  // sessions sharing the weights, each with its own KV cache and threads
+  int64_t slots = 1;       // sessions sharing the weights, each with its own KV cache and threads
+  int64_t gpu_layers = 0;  // blocks on a device backend: out of the host's placement
   // Measure this disk and memory for the prediction (a quarter of a second); otherwise assume.
   bool measure_speeds = true;
   DirectReader::Options io;
@@ -71,6 +72,7 @@ class BudgetedWeights {
     request.batch = options.batch;
     request.threads = options.threads;
     request.slots = options.slots;
+    request.gpu_layers = options.gpu_layers;
     request.io = options.io;
     DeviceSpeeds speeds;
     speeds.disk_bytes_per_second = 1e9;

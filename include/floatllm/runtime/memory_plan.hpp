@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "floatllm/backend/device_memory.hpp"
 #include "floatllm/core/error.hpp"
 #include "floatllm/core/thread_pool.hpp"
 #include "floatllm/kernels/kernels.hpp"
@@ -131,6 +132,9 @@ struct PlanRequest {
   // Sessions sharing the weights (floatllm serve --parallel): each has its own KV cache,
   // activations and threads; the weights, the ring, the tokenizer and the program are shared.
   int64_t slots = 1;
+  // The first `gpu_layers` blocks run on a device (--gpu-layers; negative or more than the
+  // model's: all): their weights leave the host's placement and count as device memory.
+  int64_t gpu_layers = 0;
   DirectReader::Options io;
 };
 
@@ -142,12 +146,13 @@ struct MemoryComponents {
   uint64_t kv_cache = 0;          // of every slot
   uint64_t activations = 0;       // workspace, logits, kernel scratch of every slot
   uint64_t tokenizer = 0;
-  uint64_t page_cache = 0;  // the file's header and the embedding rows a batch touches
-  uint64_t program = 0;     // code, libraries, heap and thread stacks
+  uint64_t page_cache = 0;      // the file's header and the embedding rows a batch touches
+  uint64_t program = 0;         // code, libraries, heap and thread stacks
+  uint64_t device_staging = 0;  // host-visible memory of a device backend: staging, read-backs
 
   uint64_t total() const {
     return resident_weights + streaming_ring + expert_cache + kv_cache + activations + tokenizer +
-           page_cache + program;
+           page_cache + program + device_staging;
   }
 };
 
@@ -157,6 +162,7 @@ struct LayerPlacement {
   uint64_t read_bytes = 0;
   bool streamed = false;
   uint64_t piece_bytes = 0;  // a head streamed in pieces: the read of one piece (else read_bytes)
+  bool on_device = false;    // runs on the device backend: no host bytes, never streamed
 };
 
 class MemoryPlan {
@@ -175,7 +181,8 @@ class MemoryPlan {
   int threads = 0;  // per slot
   int64_t slots = 1;
   GgmlType kv_type = GgmlType::F16;
-  MemoryComponents components;
+  MemoryComponents components;         // the host's
+  DeviceMemory device;                 // on the device (--gpu-layers), apart from the host budget
   std::vector<LayerPlacement> layers;  // 0 .. n_layers (the head last)
   bool experts_streamed = false;
   int64_t expert_cache_entries = 0;
@@ -201,8 +208,10 @@ class MemoryPlan {
   // The settings of the StreamingWeightSource that carries the plan out.
   StreamingOptions streaming_options() const {
     StreamingOptions o;
-    for (const LayerPlacement& l : layers)
+    for (const LayerPlacement& l : layers) {
       o.streamed.push_back(l.streamed);
+      o.on_device.push_back(l.on_device);
+    }
     o.ring_bytes = ring_bytes;
     o.head_rows_per_piece = head_rows_per_piece;
     o.drop_embedding_pages = drop_embedding_pages;
@@ -230,12 +239,20 @@ class MemoryPlan {
     row("tokenizer", components.tokenizer);
     row("page cache", components.page_cache);
     row("program", components.program);
+    if (components.device_staging > 0) row("device staging", components.device_staging);
     out << "  total               " << format_bytes(components.total()) << " of a "
         << format_bytes(budget) << " budget (smallest that works: " << format_bytes(minimum_budget)
         << ")\n";
+    if (device.layers > 0) {
+      out << "  device              " << format_bytes(device.total()) << " for " << device.layers
+          << " layers (weights " << format_bytes(device.weights) << ", KV cache "
+          << format_bytes(device.kv_cache) << ", activations " << format_bytes(device.activations)
+          << "), not in the budget\n";
+    }
     const int64_t n = static_cast<int64_t>(layers.size()) - 1;
-    out << "  layers              " << (n + 1 - streamed_layer_count()) << " of " << n + 1
-        << " resident (output head included)";
+    out << "  layers              " << (n + 1 - streamed_layer_count() - device.layers) << " of "
+        << n + 1 << " resident (output head included)";
+    if (device.layers > 0) out << ", " << device.layers << " on the device";
     if (streamed_layer_count() > 0) {
       out << ", streamed: " << streamed_list() << "\n";
       out << "  ring                " << ring_slots << " layer slots, prefetch depth "
@@ -286,13 +303,20 @@ class MemoryPlan {
                        {"tokenizer", components.tokenizer},
                        {"page_cache", components.page_cache},
                        {"program", components.program},
+                       {"device_staging", components.device_staging},
                        {"total", components.total()}};
+    j["device"] = {{"layers", device.layers},
+                   {"weights", device.weights},
+                   {"kv_cache", device.kv_cache},
+                   {"activations", device.activations},
+                   {"total", device.total()}};
     nlohmann::json placement = nlohmann::json::array();
     for (const LayerPlacement& l : layers) {
       placement.push_back({{"layer", l.layer},
                            {"bytes", l.bytes},
                            {"read_bytes", l.read_bytes},
-                           {"streamed", l.streamed}});
+                           {"streamed", l.streamed},
+                           {"on_device", l.on_device}});
     }
     j["layers"] = placement;
     j["experts"] = {{"total", total_experts},
@@ -461,11 +485,29 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
                                                static_cast<uint64_t>(request.io.threads)) *
                                                   MemoryPlan::kThreadBytes;
 
-  // Units the plan places: the layers without their experts, and the head.
+  if (request.gpu_layers != 0) {
+    DeviceMemoryRequest on_device;
+    on_device.layers = request.gpu_layers;
+    on_device.context = plan.context;
+    on_device.batch = plan.batch;
+    on_device.kv_type = device_kv_type(plan.kv_type);
+    plan.device = device_memory_needed(model, on_device);
+    // The slots share the weights on the device; each has its own KV cache and activations there.
+    plan.device.kv_cache *= static_cast<uint64_t>(plan.slots);
+    plan.device.activations *= static_cast<uint64_t>(plan.slots);
+    if (plan.device.layers > 0) fixed.device_staging = kDeviceStagingBytes;
+  }
+
+  // Units the plan places: the layers without their experts, and the head. Blocks on the device
+  // take no host memory once uploaded (the backend drops their pages of the mapping).
   std::vector<LayerPlacement> units;
   for (int64_t l = 0; l <= n; ++l) {
     const WeightUnit& u = layout.unit(l);
-    units.push_back({l, u.tensor_bytes, u.read_bytes, false, 0});
+    if (l < plan.device.layers) {
+      units.push_back({l, 0, 0, false, 0, true});
+    } else {
+      units.push_back({l, u.tensor_bytes, u.read_bytes, false, 0});
+    }
   }
   uint64_t dense_bytes = 0;
   uint64_t dense_read_bytes = 0;  // what the layers take when read into memory of our own
@@ -476,16 +518,21 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
     // The head is not counted: it can be read in pieces as small as the ring needs.
     if (u.layer < n) largest_read = std::max(largest_read, u.read_bytes);
   }
+  // With every block on the device the head is all the host streams, and the ring is sized by it.
+  if (n > 0 && plan.device.layers == n) largest_read = units.back().read_bytes;
 
   // Experts: all resident with the rest when everything fits; otherwise read on demand into a
   // cache that holds at least the experts one token uses in a layer, plus one being read.
   uint64_t expert_entry = 0;
   int64_t experts_used = std::max<int64_t>(c.experts_used, 1);
-  for (const ExpertLayout& e : layout.experts) {
+  uint64_t all_experts = 0;
+  for (std::size_t l = static_cast<std::size_t>(plan.device.layers); l < layout.experts.size();
+       ++l) {
+    const ExpertLayout& e = layout.experts[l];
     expert_entry = std::max(expert_entry, e.read_bytes_per_expert);
     plan.total_experts += e.count;
+    all_experts += e.bytes_per_expert * static_cast<uint64_t>(e.count);
   }
-  const uint64_t all_experts = layout.expert_bytes();
   const uint64_t min_expert_cache =
       expert_entry * static_cast<uint64_t>(std::max<int64_t>(experts_used + 1, 2));
 
@@ -532,13 +579,15 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
 
   // Try every ring size that is a whole number of some layer's reads; keep the fastest plan.
   std::set<uint64_t> slot_sizes;
-  for (const LayerPlacement& u : units)
-    slot_sizes.insert(u.read_bytes);
+  for (const LayerPlacement& u : units) {
+    if (!u.on_device) slot_sizes.insert(u.read_bytes);
+  }
   std::optional<std::vector<LayerPlacement>> best;
   uint64_t best_ring = 0;
   d::Prediction best_prediction;
   uint64_t best_used = 0;
-  const double experts_per_token = static_cast<double>(experts_used) * static_cast<double>(n);
+  const double experts_per_token =
+      static_cast<double>(experts_used) * static_cast<double>(n - plan.device.layers);
   for (uint64_t slot : slot_sizes) {
     for (uint64_t slots = 1; slots <= 4; ++slots) {
       const uint64_t ring = slot * slots;
@@ -557,6 +606,7 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
       for (std::size_t i : order) {
         if (resident + ring <= for_dense) break;
         const bool is_head = placed[i].layer == n;
+        if (placed[i].on_device) continue;
         if (placed[i].read_bytes > slot && !(is_head && piece_rows > 0)) continue;
         placed[i].streamed = true;
         if (is_head && placed[i].read_bytes > slot) {

@@ -35,6 +35,9 @@ struct ServerOptions {
   WeightSource* weights = nullptr;
   // Called before every forward pass of every slot, from their threads (the memory watchdog).
   std::function<void()> step_check;
+  // Makes one slot's layer backend (the Vulkan backend of --gpu-layers): every slot gets its own,
+  // since a backend holds its session's KV cache on the device. Empty: all layers on the CPU.
+  std::function<std::unique_ptr<LayerBackend>()> make_backend;
   std::string model_id = "floatllm";
   ChatFormat chat_format = plain_chat_format();
   int64_t default_max_tokens = 256;
@@ -91,6 +94,15 @@ class SlotPool {
     return std::make_unique<Lease>(*this, best);
   }
 
+  // Gives every slot a backend of its own from `make`. Backends on one device may run at once
+  // (the Vulkan backend's queues and memory pools are shared under locks).
+  void attach_backends(const std::function<std::unique_ptr<LayerBackend>()>& make) {
+    for (auto& slot : slots_) {
+      backends_.push_back(make());
+      slot->set_backend(backends_.back().get());
+    }
+  }
+
   const SessionOptions& options() const { return slots_.front()->options(); }
   std::size_t size() const { return slots_.size(); }
 
@@ -104,6 +116,9 @@ class SlotPool {
   }
 
   std::mutex forward_mutex_;
+  // Declared before the sessions so that it is destroyed after them: a backend outlives its
+  // session.
+  std::vector<std::unique_ptr<LayerBackend>> backends_;
   std::vector<std::unique_ptr<Session>> slots_;
   std::vector<bool> busy_;
   std::mutex mutex_;
@@ -119,6 +134,7 @@ class OpenAiServer {
         slots_(model, tokenizer, options_.session, options_.parallel, options_.weights,
                options_.step_check),
         created_(static_cast<int64_t>(std::time(nullptr))) {
+    if (options_.make_backend) slots_.attach_backends(options_.make_backend);
     template_options_.bos_token = special_token_text(tokenizer, tokenizer.bos_id());
     template_options_.eos_token = special_token_text(tokenizer, tokenizer.eos_id());
     const std::size_t workers = static_cast<std::size_t>(options_.parallel) + 8;
