@@ -1174,7 +1174,7 @@ HWY_INLINE void dot_float_row(const Src* w, int64_t cols, const float* x, int64_
 // what two cores need to reach the machine's read bandwidth (one stream each reaches about 70%).
 template <class Src, int T>
 HWY_INLINE void dot_float_4xT(const Src* const* w, int64_t cols, const float* x, int64_t t0,
-                              float (*results)[kTokenTile]) {
+                              float (*results)[kTokenTile], uint64_t ahead) {
   const hn::ScalableTag<float> df;
   const auto lanes = static_cast<int64_t>(hn::Lanes(df));
   using VF = hn::Vec<decltype(df)>;
@@ -1188,6 +1188,10 @@ HWY_INLINE void dot_float_4xT(const Src* const* w, int64_t cols, const float* x,
   }
   int64_t i = 0;
   for (; i + lanes <= cols; i += lanes) {
+    if (ahead != 0) {
+      for (int r = 0; r < 4; ++r)
+        hwy::Prefetch(reinterpret_cast<const std::byte*>(w[r] + i) + ahead);
+    }
     const VF w0 = load_float(w[0] + i);
     const VF w1 = load_float(w[1] + i);
     const VF w2 = load_float(w[2] + i);
@@ -1221,7 +1225,9 @@ HWY_INLINE void float_rows_tile(const detail::MatmulTask& task, int64_t r0, int6
   for (; r + 4 <= r1; r += 4) {
     const Src* w[4] = {row_of(r), row_of(r + 1), row_of(r + 2), row_of(r + 3)};
     float results[4][kTokenTile];
-    dot_float_4xT<Src, T>(w, cols, task.x, t0, results);
+    // Decoding: the next four rows are asked for while these are computed.
+    const uint64_t ahead = T == 1 && r + 8 <= r1 ? 4 * task.w.row_bytes : 0;
+    dot_float_4xT<Src, T>(w, cols, task.x, t0, results, ahead);
     for (int k = 0; k < 4; ++k) {
       for (int t = 0; t < T; ++t)
         task.y[(t0 + t) * rows + r + k] = results[k][t];
