@@ -518,8 +518,14 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
     // The head is not counted: it can be read in pieces as small as the ring needs.
     if (u.layer < n) largest_read = std::max(largest_read, u.read_bytes);
   }
-  // With every block on the device the head is all the host streams, and the ring is sized by it.
-  if (n > 0 && plan.device.layers == n) largest_read = units.back().read_bytes;
+  // With every block on the device the head is all the host may stream: in pieces, through a
+  // ring the size of a block's read, as it would be with the blocks on the host.
+  uint64_t head_slot = 0;
+  if (n > 0 && plan.device.layers == n) {
+    for (int64_t l = 0; l < n; ++l)
+      head_slot = std::max(head_slot, layout.unit(l).read_bytes);
+    largest_read = head_slot;
+  }
 
   // Experts: all resident with the rest when everything fits; otherwise read on demand into a
   // cache that holds at least the experts one token uses in a layer, plus one being read.
@@ -582,6 +588,7 @@ inline MemoryPlan plan_memory(const Model& model, const PlanRequest& request,
   for (const LayerPlacement& u : units) {
     if (!u.on_device) slot_sizes.insert(u.read_bytes);
   }
+  if (head_slot > 0) slot_sizes.insert(head_slot);
   std::optional<std::vector<LayerPlacement>> best;
   uint64_t best_ring = 0;
   d::Prediction best_prediction;
