@@ -2,6 +2,7 @@
 #include <floatllm/floatllm.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <vector>
 
 #include "commands.hpp"
 #include "model_options.hpp"
@@ -93,6 +95,53 @@ BudgetReport budget_report(const BudgetedWeights& budgeted, uint64_t peak, doubl
   return r;
 }
 
+// The weight bytes one decoded token reads: every layer and the output head, and of each MoE
+// layer only the experts a token is routed to.
+uint64_t weight_bytes_per_token(const Model& model) {
+  const WeightLayout layout = WeightLayout::of(model, true);
+  uint64_t bytes = layout.head.tensor_bytes;
+  for (const WeightUnit& unit : layout.layers)
+    bytes += unit.tensor_bytes;
+  const auto used = static_cast<uint64_t>(std::max<int64_t>(model.config().experts_used, 0));
+  for (const ExpertLayout& experts : layout.experts)
+    bytes += experts.bytes_per_expert * used;
+  return bytes;
+}
+
+// Read bandwidth of this machine's memory with `threads` threads, as decoding uses it: 256 MiB
+// (far beyond any L3) read as four streams per thread, the best of three passes.
+double measure_memory_read_bytes_per_second(int threads) {
+  constexpr uint64_t kBytes = uint64_t{256} << 20;
+  const AlignedBuffer buffer(kBytes);
+  auto* words = reinterpret_cast<uint64_t*>(buffer.data());
+  const auto count = static_cast<int64_t>(kBytes / sizeof(uint64_t));
+  std::fill(words, words + count, uint64_t{1});
+  ThreadPool pool(std::max(threads, 1));
+  std::vector<uint64_t> sums(static_cast<std::size_t>(pool.size()));
+  double best = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    const auto start = std::chrono::steady_clock::now();
+    pool.parallel_for(count / 4096, [&](int64_t begin, int64_t end, int thread) {
+      const uint64_t* p = words + begin * 4096;
+      const int64_t quarter = (end - begin) * 4096 / 4;
+      uint64_t a = 0, b = 0, c = 0, d = 0;
+      for (int64_t i = 0; i < quarter; ++i) {
+        a += p[i];
+        b += p[quarter + i];
+        c += p[2 * quarter + i];
+        d += p[3 * quarter + i];
+      }
+      sums[static_cast<std::size_t>(thread)] += a + b + c + d;
+    });
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (seconds > 0) best = std::max(best, static_cast<double>(kBytes) / seconds);
+  }
+  volatile uint64_t sink = std::accumulate(sums.begin(), sums.end(), uint64_t{0});
+  static_cast<void>(sink);
+  return best;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -166,6 +215,13 @@ Command add_bench(CLI::App& app) {
     const uint64_t weight_bytes = model->file().file_size() - model->file().data_offset();
     const uint64_t peak = process_memory().peak_resident_bytes;
     memory.phase("done");
+    // The bound of a run from memory: measured after the runs, so its buffer is not in the peak.
+    const uint64_t per_token = weight_bytes_per_token(*model);
+    const double memory_speed =
+        memory.budgeted || o->decode_tokens == 0
+            ? 0
+            : measure_memory_read_bytes_per_second(session.options().threads);
+    const double memory_bound = memory_speed > 0 ? memory_speed / double(per_token) : 0;
     const std::optional<BudgetReport> budget =
         memory.budgeted ? std::optional(budget_report(*memory.budgeted, peak, tg.mean, disk_speed))
                         : std::nullopt;
@@ -182,6 +238,12 @@ Command add_bench(CLI::App& app) {
                          {"runs", prompt_speeds}};
       }
       if (budget) out["memory_budget"] = budget->json;
+      if (memory_bound > 0) {
+        out["memory_bound"] = {{"weight_bytes_per_token", per_token},
+                               {"memory_read_bytes_per_second", memory_speed},
+                               {"decode_bound_tokens_per_second", memory_bound},
+                               {"decode_fraction_of_bound", tg.mean / memory_bound}};
+      }
       if (o->decode_tokens > 0) {
         out["decode"] = {{"tokens", o->decode_tokens},
                          {"tokens_per_second", tg.mean},
@@ -206,6 +268,14 @@ Command add_bench(CLI::App& app) {
                   tg.sd);
     }
     std::printf("\npeak memory %.1f MiB\n", double(peak) / (1 << 20));
+    if (memory_bound > 0) {
+      std::printf(
+          "memory: %.1f MiB of weights per token; this machine reads %.1f GB/s with %d "
+          "threads (measured after the runs) -> bound %.2f tokens/s; decode %.2f tokens/s "
+          "= %.1f%% of the bound\n",
+          double(per_token) / (1 << 20), memory_speed / 1e9, session.options().threads,
+          memory_bound, tg.mean, 100 * tg.mean / memory_bound);
+    }
     if (budget) std::printf("%s", budget->text.c_str());
     return 0;
   };
