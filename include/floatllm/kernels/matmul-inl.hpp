@@ -875,9 +875,11 @@ HWY_INLINE void dot_q6_k_bytes(const BlockQ6_K* blocks, int64_t n_blocks,
 #if FLOATLLM_BLOCK_PER_VECTOR
       // Values 128n + 0..63 are the low nibbles of ql[64n .. 64n + 63], values 64..127 the high
       // ones; their top bits are bit pairs 0..3 of qh[32n + l].
+      // Widened in a register and stored once: a 16-byte load cannot be forwarded from eight
+      // 2-byte stores (a stall per half block).
       alignas(16) int16_t wide[8];
-      for (int j = 0; j < 8; ++j)
-        wide[j] = sc[j];
+      hn::Store(hn::PromoteTo(hn::Full128<int16_t>(), hn::LoadU(hn::Full64<int8_t>(), sc)),
+                hn::Full128<int16_t>(), wide);
       const auto scale_words =
           hn::BitCast(d8, hn::LoadDup128(hn::Repartition<int16_t, D8>(), wide));
       const V8 ql = hn::LoadU(d8, b.ql + 64 * n);
