@@ -22,6 +22,7 @@
 #include "floatllm/core/thread_pool.hpp"
 #include "floatllm/kernels/kernels.hpp"
 #include "floatllm/quant/dequantize.hpp"
+#include "floatllm/runtime/memory_bandwidth.hpp"
 
 namespace {
 
@@ -41,23 +42,6 @@ floatllm::ThreadPool& pool_of(int threads) {
   return threads == 1 ? one : two;
 }
 
-// Sums 64-bit words as four streams (the quarters of the range) read side by side: one stream per
-// core leaves bandwidth unused that the matrix kernels, reading several rows at once, do reach,
-// and the fraction printed must be of what the memory can give.
-uint64_t read_all(const uint64_t* p, int64_t n) {
-  const int64_t quarter = n / 4;
-  uint64_t a = 0, b = 0, c = 0, d = 0;
-  for (int64_t i = 0; i < quarter; ++i) {
-    a += p[i];
-    b += p[quarter + i];
-    c += p[2 * quarter + i];
-    d += p[3 * quarter + i];
-  }
-  for (int64_t i = 4 * quarter; i < n; ++i)
-    a += p[i];
-  return a + b + c + d;
-}
-
 void ReadBandwidth(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   auto& pool = pool_of(threads);
@@ -66,11 +50,7 @@ void ReadBandwidth(benchmark::State& state) {
   double seconds = 0;
   for (auto _ : state) {
     const auto start = std::chrono::steady_clock::now();
-    uint64_t sums[2] = {0, 0};
-    pool.parallel_for(words / 4096, [&](int64_t begin, int64_t end, int thread) {
-      sums[thread] += read_all(buffer.data() + begin * 4096, (end - begin) * 4096);
-    });
-    benchmark::DoNotOptimize(sums);
+    benchmark::DoNotOptimize(floatllm::read_words(pool, buffer.data(), words));
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   const double gbps = static_cast<double>(kColdBytes) * state.iterations() / seconds / 1e9;

@@ -108,40 +108,6 @@ uint64_t weight_bytes_per_token(const Model& model) {
   return bytes;
 }
 
-// Read bandwidth of this machine's memory with `threads` threads, as decoding uses it: 256 MiB
-// (far beyond any L3) read as four streams per thread, the best of three passes.
-double measure_memory_read_bytes_per_second(int threads) {
-  constexpr uint64_t kBytes = uint64_t{256} << 20;
-  const AlignedBuffer buffer(kBytes);
-  auto* words = reinterpret_cast<uint64_t*>(buffer.data());
-  const auto count = static_cast<int64_t>(kBytes / sizeof(uint64_t));
-  std::fill(words, words + count, uint64_t{1});
-  ThreadPool pool(std::max(threads, 1));
-  std::vector<uint64_t> sums(static_cast<std::size_t>(pool.size()));
-  double best = 0;
-  for (int pass = 0; pass < 3; ++pass) {
-    const auto start = std::chrono::steady_clock::now();
-    pool.parallel_for(count / 4096, [&](int64_t begin, int64_t end, int thread) {
-      const uint64_t* p = words + begin * 4096;
-      const int64_t quarter = (end - begin) * 4096 / 4;
-      uint64_t a = 0, b = 0, c = 0, d = 0;
-      for (int64_t i = 0; i < quarter; ++i) {
-        a += p[i];
-        b += p[quarter + i];
-        c += p[2 * quarter + i];
-        d += p[3 * quarter + i];
-      }
-      sums[static_cast<std::size_t>(thread)] += a + b + c + d;
-    });
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (seconds > 0) best = std::max(best, static_cast<double>(kBytes) / seconds);
-  }
-  volatile uint64_t sink = std::accumulate(sums.begin(), sums.end(), uint64_t{0});
-  static_cast<void>(sink);
-  return best;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -217,10 +183,10 @@ Command add_bench(CLI::App& app) {
     memory.phase("done");
     // The bound of a run from memory: measured after the runs, so its buffer is not in the peak.
     const uint64_t per_token = weight_bytes_per_token(*model);
-    const double memory_speed =
-        memory.budgeted || o->decode_tokens == 0
-            ? 0
-            : measure_memory_read_bytes_per_second(session.options().threads);
+    const double memory_speed = memory.budgeted || o->decode_tokens == 0 ? 0 : [&] {
+      ThreadPool pool(session.options().threads);
+      return measure_memory_read_bytes_per_second(pool);
+    }();
     const double memory_bound = memory_speed > 0 ? memory_speed / double(per_token) : 0;
     const std::optional<BudgetReport> budget =
         memory.budgeted ? std::optional(budget_report(*memory.budgeted, peak, tg.mean, disk_speed))

@@ -31,6 +31,7 @@
 #include "floatllm/runtime/chat_session.hpp"
 #include "floatllm/runtime/direct_reader.hpp"
 #include "floatllm/runtime/kv_cache.hpp"
+#include "floatllm/runtime/memory_bandwidth.hpp"
 #include "floatllm/runtime/memory_budget.hpp"
 #include "floatllm/runtime/memory_plan.hpp"
 #include "floatllm/runtime/memory_trace.hpp"
