@@ -27,17 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAddressSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAddressSanitizer = true;
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
+using test::kAddressSanitizer;
 
 // The floatllm command of this build (tests/serve/CMakeLists.txt defines it).
 #if defined(FLOATLLM_COMMAND)
@@ -228,22 +218,7 @@ TEST_F(ChatTerminal, CtrlCAtThePromptEndsTheChat) {
   EXPECT_EQ(chat.wait_exit(), 130) << chat.screen();
 }
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-Result run_shell(const std::string& line, const test::TempDir& dir) {
-  const fs::path out = dir / "stdout.txt";
-  const fs::path err = dir / "stderr.txt";
-  const int status = std::system((line + " >" + out.string() + " 2>" + err.string()).c_str());
-  Result r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = test::read_text(out);
-  r.err = test::read_text(err);
-  return r;
-}
+using test::run_shell;
 
 TEST_F(ChatTerminal, ScriptedChatUnderAMemoryBudgetGivesTheMappedText) {
   if (kAddressSanitizer) {
@@ -259,18 +234,19 @@ TEST_F(ChatTerminal, ScriptedChatUnderAMemoryBudgetGivesTheMappedText) {
   const std::string base = floatllm_command().string() + " chat -m " +
                            test::model_path("gguf/stories260K.gguf").string() +
                            " -t 1 -c 256 -n 48 --temp 0 < " + input.string();
-  const Result mapped = run_shell(base, dir);
+  const test::ShellResult mapped = run_shell(base, dir.path());
   ASSERT_EQ(mapped.exit_code, 0) << mapped.err;
   // The smallest budget that works streams every layer it can through the ring.
-  const Result plan =
+  const test::ShellResult plan =
       run_shell(floatllm_command().string() + " plan --no-measure --json -t 1 -c 256 -m " +
                     test::model_path("gguf/stories260K.gguf").string() + " --mem-budget 1G",
-                dir);
+                dir.path());
   ASSERT_EQ(plan.exit_code, 0) << plan.err;
   const auto key = plan.out.find("\"minimum_budget_bytes\": ");
   ASSERT_NE(key, std::string::npos) << plan.out;
   const uint64_t smallest = std::stoull(plan.out.substr(key + 24));
-  const Result budgeted = run_shell(base + " -v --mem-budget " + std::to_string(smallest), dir);
+  const test::ShellResult budgeted =
+      run_shell(base + " -v --mem-budget " + std::to_string(smallest), dir.path());
   ASSERT_EQ(budgeted.exit_code, 0) << budgeted.err;
   EXPECT_NE(budgeted.err.find("streamed: "), std::string::npos) << budgeted.err;
   EXPECT_EQ(budgeted.out, mapped.out);

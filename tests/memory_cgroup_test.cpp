@@ -24,17 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAddressSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAddressSanitizer = true;
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
+using test::kAddressSanitizer;
 
 // The floatllm command of this build: examples/floatllm/floatllm next to the tests folder.
 fs::path floatllm_command() {
@@ -42,23 +32,7 @@ fs::path floatllm_command() {
   return exe.parent_path().parent_path() / "examples" / "floatllm" / "floatllm";
 }
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs a shell command line, its output in files under `dir`.
-Result run_shell(const std::string& line, const fs::path& dir) {
-  const fs::path out = dir / "stdout.txt";
-  const fs::path err = dir / "stderr.txt";
-  const int status = std::system((line + " >" + out.string() + " 2>" + err.string()).c_str());
-  Result r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = test::read_text(out);
-  r.err = test::read_text(err);
-  return r;
-}
+using test::run_shell;
 
 // Drops the file's pages from the page cache, so a run is charged for what it reads itself.
 void drop_cached(const fs::path& file) {
@@ -102,20 +76,20 @@ TEST_F(MemoryCgroupRun, StreamsAModelFourTimesTheBudgetWithinIt) {
   const fs::path model = dir_ / "model.gguf";
   // About 775 MB: the shapes of Llama 3.2 1B in Q4_K (its 128k vocabulary alone needs ~50 MiB of
   // tokenizer, header and program, so a smaller model cannot be 4x a workable budget).
-  const Result synth = run_shell(
+  const test::ShellResult synth = run_shell(
       floatllm.string() + " synth --like llama-3.2-1b --type q4_k -o " + model.string(), dir_);
   ASSERT_EQ(synth.exit_code, 0) << synth.err;
   const uint64_t budget = fs::file_size(model) / 4;
   const std::string args =
       " run -m " + model.string() + " -p \"Once upon a time\" -n 4 --temp 0 -s 1 -c 64 -b 8 -t 2";
 
-  const Result resident = run_shell(floatllm.string() + args, dir_);
+  const test::ShellResult resident = run_shell(floatllm.string() + args, dir_);
   ASSERT_EQ(resident.exit_code, 0) << resident.err;
   const std::string budget_arg = " --mem-budget " + std::to_string(budget);
 
   // Outside a cgroup: the process's own peak stays within the budget + 3%.
   drop_cached(model);
-  const Result outside = run_shell(floatllm.string() + args + budget_arg, dir_);
+  const test::ShellResult outside = run_shell(floatllm.string() + args + budget_arg, dir_);
   ASSERT_EQ(outside.exit_code, 0) << outside.err;
   EXPECT_EQ(outside.out, resident.out);
   EXPECT_NE(outside.err.find("streamed"), std::string::npos) << outside.err;
@@ -142,9 +116,10 @@ TEST_F(MemoryCgroupRun, StreamsAModelFourTimesTheBudgetWithinIt) {
   ASSERT_EQ(MemoryCgroup::read_value(cgroup_ / "memory.limit_in_bytes").value_or(0) / 4096,
             budget / 4096);
   drop_cached(model);
-  const Result inside = run_shell("sh -c 'echo $$ > " + (cgroup_ / "cgroup.procs").string() +
-                                      " && exec " + floatllm.string() + args + budget_arg + "'",
-                                  dir_);
+  const test::ShellResult inside =
+      run_shell("sh -c 'echo $$ > " + (cgroup_ / "cgroup.procs").string() + " && exec " +
+                    floatllm.string() + args + budget_arg + "'",
+                dir_);
   const uint64_t max_usage =
       MemoryCgroup::read_value(cgroup_ / "memory.max_usage_in_bytes").value_or(~uint64_t{0});
   const uint64_t failcnt = MemoryCgroup::read_value(cgroup_ / "memory.failcnt").value_or(0);
